@@ -1,0 +1,122 @@
+"""Training samples: faces decoded and cropped once into a cache, then augmented per batch.
+
+Geometric augmentation is one similarity transform per sample (scale, roll, shift, mirror)
+applied to the image and points together; a mirror also swaps left/right labels through the
+scheme's flip pairs. Photometric changes (brightness, contrast, blur, noise) touch pixels only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from facemark.imaging import CropSpec, apply, compose, crop_face, points_box
+from facemark.readers import Dataset
+from facemark.schemes import Scheme, convert_points
+
+CACHE_MARGIN = 4 / 3  # the cache covers 4/3 of the crop, so shifts and rolls find real pixels
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Ranges of the random changes; `none()` gives the canonical crop (validation, the seed)."""
+
+    flip: float = 0.5  # probability of a mirror
+    rotate: float = 30.0  # degrees, hard limit; drawn from N(0, rotate / 2.5)
+    scale: float = 0.1  # crop size x [1 - scale, 1 + scale]
+    shift: float = 0.06  # fraction of the crop side, each axis
+    brightness: float = 0.2  # fraction of 255
+    contrast: float = 0.3  # gain x [1 - contrast, 1 + contrast]
+    blur: float = 0.3  # probability of a Gaussian blur (sigma up to 1.5 px)
+    noise: float = 0.3  # probability of Gaussian noise (sd up to 8 grey levels)
+
+    @classmethod
+    def none(cls) -> AugmentConfig:
+        return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FaceCache:
+    """Decoded, cropped training faces (uint8) with points in cache pixels (NaN where missing)."""
+
+    images: np.ndarray  # (N, C, C) uint8
+    points: np.ndarray  # (N, K, 2) float32 in cache pixels
+    identities: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, idx: np.ndarray) -> FaceCache:
+        return FaceCache(self.images[idx], self.points[idx], [self.identities[i] for i in idx])
+
+
+def build_cache(dataset: Dataset, scheme: Scheme, spec: CropSpec) -> FaceCache:
+    """Crop every face once around its ground-truth box; Kaggle-style crops are used as they are."""
+    size = round(spec.size * CACHE_MARGIN)
+    cache_spec = CropSpec(size=size, scale=spec.scale * CACHE_MARGIN, shift=spec.shift)
+    images, points = [], []
+    for s in dataset.samples:
+        pts = np.where(s.mask[:, None], s.points, np.nan).astype(np.float32)
+        if dataset.crops:
+            # Already the model's crop: centre it in a cache of the same resolution.
+            offset = (size - s.image.shape[0]) / 2
+            matrix = np.array([[1.0, 0.0, offset], [0.0, 1.0, offset]])
+            img = cv2.warpAffine(s.image, matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
+        else:
+            img, matrix = crop_face(s.image, points_box(s.points, s.mask), cache_spec)
+        pts = apply(matrix, pts)
+        pts, _ = convert_points(pts, np.isfinite(pts[:, 0]), dataset.scheme, scheme)
+        images.append(img)
+        points.append(pts)
+    return FaceCache(np.stack(images), np.stack(points).astype(np.float32), [s.identity for s in dataset.samples])
+
+
+def _similarity(rng: np.random.Generator, cfg: AugmentConfig, cache_size: int, size: int) -> tuple[np.ndarray, bool]:
+    """Cache -> crop matrix: the canonical centred crop, then a random scale, roll, shift, mirror."""
+    angle = float(np.clip(rng.normal(0.0, cfg.rotate / 2.5), -cfg.rotate, cfg.rotate)) if cfg.rotate else 0.0
+    scale = float(rng.uniform(1 - cfg.scale, 1 + cfg.scale)) if cfg.scale else 1.0
+    shift = rng.uniform(-cfg.shift, cfg.shift, size=2) * size if cfg.shift else np.zeros(2)
+    flip = bool(rng.random() < cfg.flip)
+    c_in, c_out = (cache_size - 1) / 2, (size - 1) / 2
+    m = cv2.getRotationMatrix2D((c_in, c_in), angle, scale)
+    m[:, 2] += c_out - c_in + shift
+    if flip:
+        m = compose(np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0]]), m)
+    return m, flip
+
+
+def make_batch(
+    cache: FaceCache, idx: np.ndarray, scheme: Scheme, size: int, cfg: AugmentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs (B, size, size, 1) in [0, 1] and targets (B, 1, 1, 2K) / size, NaN if missing."""
+    perm = scheme.flip_permutation()
+    cache_size = cache.images.shape[1]
+    xs = np.empty((len(idx), size, size), dtype=np.float32)
+    ys = np.empty((len(idx), scheme.num_points, 2), dtype=np.float32)
+    for j, i in enumerate(idx):
+        m, flip = _similarity(rng, cfg, cache_size, size)
+        img = cv2.warpAffine(cache.images[i], m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        pts = apply(m, cache.points[i])
+        if flip:
+            pts = pts[perm]
+        img = img.astype(np.float32)
+        if cfg.blur and rng.random() < cfg.blur:
+            img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 1.5)))
+        xs[j] = img
+        ys[j] = pts
+    if cfg.contrast or cfg.brightness:
+        gain = rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, size=(len(idx), 1, 1))
+        bias = rng.uniform(-cfg.brightness, cfg.brightness, size=(len(idx), 1, 1)) * 255
+        mean = xs.mean(axis=(1, 2), keepdims=True)
+        xs = (xs - mean) * gain + mean + bias
+    if cfg.noise:
+        noisy = rng.random(len(idx)) < cfg.noise
+        sd = rng.uniform(0, 8, size=(len(idx), 1, 1)) * noisy[:, None, None]
+        xs = xs + rng.normal(size=xs.shape).astype(np.float32) * sd
+    xs = np.clip(xs, 0, 255) / 255.0
+    return xs[..., None].astype(np.float32), (ys / size).reshape(len(idx), 1, 1, -1)

@@ -1,0 +1,25 @@
+"""Architectures by name. Keras is imported only when a model is built, never for inference."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from facemark.errors import FacemarkError
+
+if TYPE_CHECKING:
+    import keras
+
+ARCHS = ("seed", "fmnet")
+
+
+def build_model(arch: str, num_points: int, input_size: int = 96) -> keras.Model:
+    """A fresh, untrained model of the named architecture for K points."""
+    if arch == "seed":
+        from facemark.models.seed import build_seed
+
+        return build_seed(num_points, input_size)
+    if arch == "fmnet":
+        from facemark.models.fmnet import build_fmnet
+
+        return build_fmnet(num_points, input_size)
+    raise FacemarkError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")

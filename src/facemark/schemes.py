@@ -1,0 +1,172 @@
+"""Landmark schemes as data: point names, left/right flip pairs and the inter-ocular normaliser.
+
+"Left" and "right" are always the subject's, as in the Kaggle column names and the iBUG layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from facemark.errors import FacemarkError
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A named set of landmarks; everything else in the package reads point semantics from here."""
+
+    name: str
+    point_names: tuple[str, ...]
+    flip_pairs: tuple[tuple[int, int], ...]
+    # Indices of the two outer eye corners: their distance normalises errors (NME, inter-ocular).
+    ocular: tuple[int, int]
+
+    @property
+    def num_points(self) -> int:
+        return len(self.point_names)
+
+    def flip_permutation(self) -> np.ndarray:
+        """Index array that relabels points after a horizontal mirror (left <-> right)."""
+        perm = np.arange(self.num_points)
+        for a, b in self.flip_pairs:
+            perm[a], perm[b] = b, a
+        return perm
+
+
+_KAGGLE_NAMES = (
+    "left_eye_center",
+    "right_eye_center",
+    "left_eye_inner_corner",
+    "left_eye_outer_corner",
+    "right_eye_inner_corner",
+    "right_eye_outer_corner",
+    "left_eyebrow_inner_end",
+    "left_eyebrow_outer_end",
+    "right_eyebrow_inner_end",
+    "right_eyebrow_outer_end",
+    "nose_tip",
+    "mouth_left_corner",
+    "mouth_right_corner",
+    "mouth_center_top_lip",
+    "mouth_center_bottom_lip",
+)
+
+
+def _pairs_by_name(names: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    index = {n: i for i, n in enumerate(names)}
+    pairs = []
+    for i, n in enumerate(names):
+        if n.startswith("left_") or "_left_" in n:
+            other = n.replace("left_", "right_", 1)
+            pairs.append((i, index[other]))
+    return tuple(pairs)
+
+
+KAGGLE15 = Scheme(
+    name="kaggle15",
+    point_names=_KAGGLE_NAMES,
+    flip_pairs=_pairs_by_name(_KAGGLE_NAMES),
+    ocular=(_KAGGLE_NAMES.index("left_eye_outer_corner"), _KAGGLE_NAMES.index("right_eye_outer_corner")),
+)
+
+
+def _ibug_names() -> tuple[str, ...]:
+    groups = [
+        ("jaw", 17),
+        ("right_brow", 5),
+        ("left_brow", 5),
+        ("nose_bridge", 4),
+        ("nose_base", 5),
+        ("right_eye", 6),
+        ("left_eye", 6),
+        ("outer_lip", 12),
+        ("inner_lip", 8),
+    ]
+    return tuple(f"{g}_{i:02d}" for g, n in groups for i in range(n))
+
+
+# The standard 300-W mirror pairs, 0-based.
+_IBUG_PAIRS = (
+    *((i, 16 - i) for i in range(8)),  # jaw
+    *((17 + i, 26 - i) for i in range(5)),  # brows
+    (31, 35),
+    (32, 34),  # nostrils
+    (36, 45),
+    (37, 44),
+    (38, 43),
+    (39, 42),
+    (40, 47),
+    (41, 46),  # eyes
+    (48, 54),
+    (49, 53),
+    (50, 52),
+    (55, 59),
+    (56, 58),  # outer lip
+    (60, 64),
+    (61, 63),
+    (65, 67),  # inner lip
+)
+
+IBUG68 = Scheme(name="ibug68", point_names=_ibug_names(), flip_pairs=_IBUG_PAIRS, ocular=(36, 45))
+
+SCHEMES: dict[str, Scheme] = {s.name: s for s in (KAGGLE15, IBUG68)}
+
+
+def get_scheme(name: str) -> Scheme:
+    """Look a scheme up by name, with an error that lists the known ones."""
+    try:
+        return SCHEMES[name]
+    except KeyError:
+        raise FacemarkError(f"unknown scheme {name!r}; known: {', '.join(SCHEMES)}") from None
+
+
+# ibug68 -> kaggle15: each kaggle point is the mean of these ibug68 points (0-based).
+_IBUG_TO_KAGGLE = {
+    "left_eye_center": range(42, 48),
+    "right_eye_center": range(36, 42),
+    "left_eye_inner_corner": [42],
+    "left_eye_outer_corner": [45],
+    "right_eye_inner_corner": [39],
+    "right_eye_outer_corner": [36],
+    "left_eyebrow_inner_end": [22],
+    "left_eyebrow_outer_end": [26],
+    "right_eyebrow_inner_end": [21],
+    "right_eyebrow_outer_end": [17],
+    "nose_tip": [30],
+    "mouth_left_corner": [54],
+    "mouth_right_corner": [48],
+    "mouth_center_top_lip": [51],
+    "mouth_center_bottom_lip": [57],
+}
+
+
+def _conversion_matrix() -> np.ndarray:
+    m = np.zeros((KAGGLE15.num_points, IBUG68.num_points), dtype=np.float64)
+    for row, name in enumerate(KAGGLE15.point_names):
+        idx = list(_IBUG_TO_KAGGLE[name])
+        m[row, idx] = 1.0 / len(idx)
+    return m
+
+
+IBUG68_TO_KAGGLE15 = _conversion_matrix()
+
+
+def convert_points(
+    points: np.ndarray, mask: np.ndarray, source: Scheme, target: Scheme
+) -> tuple[np.ndarray, np.ndarray]:
+    """Convert (..., K, 2) points and their (..., K) presence mask between schemes.
+
+    A derived point is present only when every source point it averages is present.
+    """
+    if source == target:
+        return points, mask
+    if (source.name, target.name) != ("ibug68", "kaggle15"):
+        raise FacemarkError(f"cannot convert {source.name} points to {target.name}")
+    m = IBUG68_TO_KAGGLE15
+    filled = np.where(mask[..., None], points, 0.0)
+    out = np.einsum("tk,...kc->...tc", m, filled)
+    used = m > 0
+    out_mask = np.all(~used | mask[..., None, :], axis=-1)
+    out = np.where(out_mask[..., None], out, np.nan)
+    return out.astype(np.float32), out_mask

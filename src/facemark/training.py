@@ -1,0 +1,355 @@
+"""Training: data split by identity, augmented batches prefetched beside the model, a masked loss,
+atomic per-epoch checkpoints that `resume` continues from, and the best model saved as a bundle.
+
+Reproducibility: the split, the initial weights and every augmented batch depend only on the
+seed. With `threads=1` TensorFlow is also bit-reproducible; with more threads its reductions
+may differ in the last bits, so results agree within noise, not bit for bit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from facemark.augment import AugmentConfig, FaceCache, build_cache, make_batch
+from facemark.bundle import DEFAULT_CROPS, KERAS_NAME, ModelConfig
+from facemark.errors import FacemarkError
+from facemark.imaging import write_bytes_atomic
+from facemark.losses import LOSSES
+from facemark.metrics import Metrics, compute_metrics
+from facemark.models import ARCHS
+from facemark.readers import Dataset, read_dataset
+from facemark.schemes import Scheme, get_scheme
+
+# Per-architecture recipe defaults. The seed's are the article's: Adam 1e-4, batch 50, MSE,
+# a constant rate and no augmentation. fmnet's were chosen on the identity-split validation set
+# (docs/training.md).
+RECIPES = {
+    "seed": {"batch": 50, "lr": 1e-4, "loss": "mse", "schedule": "constant", "augment": False},
+    "fmnet": {"batch": 64, "lr": 3e-3, "loss": "wing", "schedule": "cosine", "augment": True},
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a run; saved as RUN_DIR/config.json. None = the arch's recipe."""
+
+    data: str
+    scheme: str
+    arch: str = "fmnet"
+    epochs: int = 30
+    batch: int | None = None
+    lr: float | None = None
+    loss: str | None = None
+    schedule: str | None = None  # constant | cosine
+    augment: bool | None = None
+    clean: bool = False  # the article's cleaning: keep only rows with every point present
+    val_fraction: float = 0.15
+    seed: int = 0
+    format: str | None = None
+    patience: int | None = None  # early stopping on the validation error, in epochs
+    max_minutes: float | None = None  # stop after the epoch that crosses this wall time
+    threads: int | None = None
+
+    def resolved(self) -> TrainConfig:
+        """Fill the recipe defaults and check every value, so bad options fail before any work."""
+        if self.arch not in ARCHS:
+            raise FacemarkError(f"unknown architecture {self.arch!r}; known: {', '.join(ARCHS)}")
+        get_scheme(self.scheme)
+        recipe = RECIPES[self.arch]
+        cfg = replace(self, **{k: v for k, v in recipe.items() if getattr(self, k) is None})
+        if cfg.loss not in LOSSES:
+            raise FacemarkError(f"unknown loss {cfg.loss!r}; known: {', '.join(LOSSES)}")
+        if cfg.schedule not in ("constant", "cosine"):
+            raise FacemarkError(f"unknown schedule {cfg.schedule!r}; known: constant, cosine")
+        if cfg.epochs < 1 or cfg.batch < 1 or cfg.lr <= 0:
+            raise FacemarkError("epochs, batch and lr must be positive")
+        if not 0 < cfg.val_fraction < 1:
+            raise FacemarkError("val_fraction must be between 0 and 1")
+        return cfg
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def configure_threads(threads: int | None, deterministic: bool = False) -> None:
+    """Set TensorFlow's thread pools; must run before its first op (oneDNN stays on)."""
+    import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def split_indices(identities: list[str | None], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validation split by identity when identities are known (no person on both sides), else random."""
+    rng = np.random.default_rng(seed)
+    n = len(identities)
+    if n < 2:
+        raise FacemarkError(f"need at least 2 labelled faces to train with validation, got {n}")
+    if all(i is not None for i in identities):
+        people = sorted(set(identities))
+        if len(people) >= 2:
+            chosen = rng.permutation(len(people))[: max(1, round(fraction * len(people)))]
+            val_people = {people[i] for i in chosen}
+            is_val = np.array([i in val_people for i in identities])
+            return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    perm = rng.permutation(n)
+    n_val = min(n - 1, max(1, round(fraction * n)))
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Scheme, FaceCache, FaceCache]:
+    """Read, check, crop once and split: (scheme, train cache, validation cache)."""
+    scheme = get_scheme(cfg.scheme)
+    dataset = dataset or read_dataset(cfg.data, cfg.format)
+    if dataset.scheme != scheme and (dataset.scheme.name, scheme.name) != ("ibug68", "kaggle15"):
+        raise FacemarkError(f"scheme {scheme.name} does not match the data ({dataset.scheme.name} points)")
+    cache = build_cache(dataset, scheme, DEFAULT_CROPS[scheme.name])
+    if cfg.clean:
+        complete = np.all(np.isfinite(cache.points), axis=(1, 2))
+        if not complete.any():
+            raise FacemarkError("--clean left no samples: no row has every point")
+        cache = cache.subset(np.flatnonzero(complete))
+    train_idx, val_idx = split_indices(cache.identities, cfg.val_fraction, cfg.seed)
+    return scheme, cache.subset(train_idx), cache.subset(val_idx)
+
+
+def _compile(model, cfg: TrainConfig, steps_total: int) -> None:
+    import keras
+
+    from facemark.losses import MaskedLandmarkLoss
+
+    lr = cfg.lr
+    if cfg.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=steps_total, alpha=0.01, warmup_target=None)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=MaskedLandmarkLoss(cfg.loss))
+
+
+def predict_points(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """(N, K, 2) points in crop pixels from inputs (N, S, S, 1) in [0, 1]."""
+    size = x.shape[1]
+    out = [np.asarray(model.predict_on_batch(x[i : i + batch])) for i in range(0, len(x), batch)]
+    return np.concatenate(out).reshape(len(x), -1, 2) * size
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    loss: float
+    val_rmse_96: float
+    val_nme_io: float
+    seconds: float
+
+
+class _Checkpoints:
+    """RUN_DIR/checkpoints/epoch-NNNN folders, each complete before `latest` points at it."""
+
+    def __init__(self, run_dir: Path):
+        self.root = run_dir / "checkpoints"
+
+    def latest(self) -> Path | None:
+        pointer = self.root / "latest"
+        if not pointer.exists():
+            return None
+        folder = self.root / pointer.read_text().strip()
+        return folder if (folder / "state.json").exists() else None
+
+    def save(self, model, state: dict) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{state['epoch']:04d}"
+        tmp = self.root / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        model.save(tmp / KERAS_NAME)
+        (tmp / "state.json").write_text(json.dumps(state))
+        final = self.root / name
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        write_bytes_atomic(self.root / "latest", name.encode())
+        for old in self.root.glob("epoch-*"):
+            if old != final:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def _save_bundle(model, config: ModelConfig, folder: Path) -> None:
+    """The inference model (no optimizer state) and its config, each file replaced atomically."""
+    import keras
+
+    bare = keras.Model(model.inputs, model.outputs, name=model.name)
+    tmp = folder / f".tmp-{KERAS_NAME}"
+    bare.save(tmp)
+    os.replace(tmp, folder / KERAS_NAME)
+    config.save(folder)
+
+
+def _plot_history(history: list[EpochRecord], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h.epoch for h in history]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax[0].plot(epochs, [h.loss for h in history])
+    ax[0].set(title="training loss", xlabel="epoch", yscale="log")
+    ax[1].plot(epochs, [h.val_rmse_96 for h in history], label="val RMSE (96 px)")
+    ax[1].plot(epochs, [h.val_nme_io for h in history], label="val NME (%)")
+    ax[1].set(title="validation", xlabel="epoch")
+    ax[1].legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def _write_history(history: list[EpochRecord], path: Path) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([f.name for f in fields(EpochRecord)])
+    for h in history:
+        w.writerow(astuple_rounded(h))
+    write_bytes_atomic(path, buf.getvalue().encode())
+
+
+def astuple_rounded(h: EpochRecord) -> list:
+    return [round(v, 6) if isinstance(v, float) else v for v in asdict(h).values()]
+
+
+def _raise_on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    history: list[EpochRecord]
+    best: Metrics | None
+    best_epoch: int
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train a model into RUN_DIR; `resume` continues from its last complete checkpoint."""
+    run_dir = Path(run_dir)
+    checkpoints = _Checkpoints(run_dir)
+    if resume:
+        saved = run_dir / "config.json"
+        if not saved.exists() or checkpoints.latest() is None:
+            raise FacemarkError(f"{run_dir}: nothing to resume (no config.json or complete checkpoint)")
+        cfg = replace(TrainConfig.from_dict(json.loads(saved.read_text())), epochs=cfg.epochs)
+    elif checkpoints.latest() is not None:
+        raise FacemarkError(f"{run_dir}: already holds a run; pass --resume to continue it or pick another --out")
+    cfg = cfg.resolved()
+    configure_threads(cfg.threads, deterministic=cfg.threads == 1)
+
+    import keras
+
+    from facemark.models import build_model
+
+    scheme, train_set, val_set = prepare_data(cfg)
+    spec = DEFAULT_CROPS[scheme.name]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(run_dir / "config.json", json.dumps(asdict(cfg), indent=2).encode())
+    model_config = ModelConfig(cfg.arch, scheme.name, spec, extra={"train": asdict(cfg)})
+
+    steps = int(np.ceil(len(train_set) / cfg.batch))
+    keras.utils.set_random_seed(cfg.seed)
+    history: list[EpochRecord] = []
+    best_score, best_epoch, start = float("inf"), 0, 0
+    if resume:
+        latest = checkpoints.latest()
+        state = json.loads((latest / "state.json").read_text())
+        model = keras.saving.load_model(latest / KERAS_NAME, safe_mode=True)
+        history = [EpochRecord(**h) for h in state["history"]]
+        best_score, best_epoch, start = state["best_score"], state["best_epoch"], state["epoch"]
+    else:
+        model = build_model(cfg.arch, scheme.num_points, spec.size)
+        _compile(model, cfg, steps * cfg.epochs)
+
+    aug = AugmentConfig() if cfg.augment else AugmentConfig.none()
+    x_val, y_val = make_batch(
+        val_set, np.arange(len(val_set)), scheme, spec.size, AugmentConfig.none(), np.random.default_rng(0)
+    )
+    gt_val = y_val.reshape(len(val_set), -1, 2) * spec.size
+
+    def batch(epoch: int, b: int, order: np.ndarray):
+        rng = np.random.default_rng([cfg.seed, epoch, b])
+        return make_batch(train_set, order[b * cfg.batch : (b + 1) * cfg.batch], scheme, spec.size, aug, rng)
+
+    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    t0 = time.monotonic()
+    best: Metrics | None = None
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            for epoch in range(start, cfg.epochs):
+                t_epoch = time.monotonic()
+                order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_set))
+                bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress)
+                pending = pool.submit(batch, epoch, 0, order)
+                losses = []
+                for b in range(steps):
+                    x, y = pending.result()
+                    if b + 1 < steps:
+                        pending = pool.submit(batch, epoch, b + 1, order)
+                    losses.append(float(np.asarray(model.train_on_batch(x, y))))
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{np.mean(losses):.5f}")
+                metrics = compute_metrics(predict_points(model, x_val), gt_val, scheme)
+                bar.set_postfix(
+                    loss=f"{np.mean(losses):.5f}", val_rmse=f"{metrics.rmse_96:.3f}", val_nme=f"{metrics.nme_io:.2f}"
+                )
+                bar.close()
+                history.append(
+                    EpochRecord(
+                        epoch + 1, float(np.mean(losses)), metrics.rmse_96, metrics.nme_io, time.monotonic() - t_epoch
+                    )
+                )
+                score = metrics.nme_io if metrics.n_nme else metrics.rmse_96
+                if score < best_score:
+                    best_score, best_epoch, best = score, epoch + 1, metrics
+                    model_config.extra["validation"] = {"epoch": epoch + 1, **metrics.to_dict()}
+                    _save_bundle(model, model_config, run_dir)
+                state = {
+                    "epoch": epoch + 1,
+                    "history": [asdict(h) for h in history],
+                    "best_score": best_score,
+                    "best_epoch": best_epoch,
+                }
+                checkpoints.save(model, state)
+                _write_history(history, run_dir / "history.csv")
+                _plot_history(history, run_dir / "loss.png")
+                if cfg.patience and epoch + 1 - best_epoch >= cfg.patience:
+                    print(f"early stop: no validation gain for {cfg.patience} epochs", file=sys.stderr)
+                    break
+                if cfg.max_minutes and time.monotonic() - t0 > cfg.max_minutes * 60:
+                    print(f"stopping: the {cfg.max_minutes} minute budget is spent", file=sys.stderr)
+                    break
+    except KeyboardInterrupt:
+        latest = checkpoints.latest()
+        kept = f"checkpoint {latest.name} is kept" if latest else "no epoch had completed"
+        raise FacemarkError(f"training interrupted; {kept}; continue with --resume --out {run_dir}") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return TrainResult(run_dir, history, best, best_epoch)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=True, file=sys.stderr, dynamic_ncols=True)

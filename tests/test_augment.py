@@ -1,0 +1,72 @@
+import numpy as np
+
+from conftest import kaggle_samples
+from facemark.augment import AugmentConfig, build_cache, make_batch
+from facemark.bundle import DEFAULT_CROPS
+from facemark.readers import Dataset, read_dataset
+from facemark.schemes import IBUG68, KAGGLE15
+
+
+def _cache():
+    ds = Dataset(KAGGLE15, kaggle_samples(4, partial=False), crops=True, format="test")
+    return build_cache(ds, KAGGLE15, DEFAULT_CROPS["kaggle15"])
+
+
+def test_canonical_batch_reproduces_the_original_crop_and_points():
+    samples = kaggle_samples(4, partial=False)
+    x, y = make_batch(_cache(), np.arange(4), KAGGLE15, 96, AugmentConfig.none(), np.random.default_rng(0))
+    assert x.shape == (4, 96, 96, 1) and y.shape == (4, 1, 1, 30)
+    np.testing.assert_allclose(x[2, :, :, 0] * 255, samples[2].image, atol=1e-3)
+    np.testing.assert_allclose(y[2].reshape(15, 2) * 96, samples[2].points, atol=1e-4)
+
+
+def test_flip_mirrors_points_and_swaps_left_right_names():
+    cache = _cache()
+    plain, flip_only = AugmentConfig.none(), AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0)
+    flip_only = AugmentConfig(**{**flip_only.to_dict(), "flip": 1.0})
+    x0, y0 = make_batch(cache, np.arange(1), KAGGLE15, 96, plain, np.random.default_rng(0))
+    x1, y1 = make_batch(cache, np.arange(1), KAGGLE15, 96, flip_only, np.random.default_rng(0))
+    p0, p1 = y0.reshape(15, 2) * 96, y1.reshape(15, 2) * 96
+    np.testing.assert_allclose(x1[0, :, ::-1], x0[0], atol=1e-5)  # the image is the mirror image
+    names = KAGGLE15.point_names
+    for i, name in enumerate(names):
+        twin = name.replace("left", "X").replace("right", "left").replace("X", "right")
+        j = names.index(twin)
+        # the point now called `name` is where its twin was, mirrored: x -> 95 - x
+        np.testing.assert_allclose(p1[i], [95 - p0[j, 0], p0[j, 1]], atol=1e-4)
+
+
+def test_augmented_points_follow_the_pixels():
+    # A bright dot labelled as the nose tip must stay under its label through any transform.
+    s = kaggle_samples(1, partial=False)[0]
+    s.image[:] = 0
+    nose = KAGGLE15.point_names.index("nose_tip")
+    x, y = s.points[nose].round().astype(int)
+    s.image[y - 1 : y + 2, x - 1 : x + 2] = 255
+    s.points[nose] = [x, y]
+    cache = build_cache(Dataset(KAGGLE15, [s], True, "t"), KAGGLE15, DEFAULT_CROPS["kaggle15"])
+    cfg = AugmentConfig(flip=0.5, rotate=30, scale=0.1, shift=0.06, brightness=0, contrast=0, blur=0, noise=0)
+    for seed in range(5):
+        xb, yb = make_batch(cache, np.arange(1), KAGGLE15, 96, cfg, np.random.default_rng(seed))
+        img = xb[0, :, :, 0]
+        ys, xs = np.nonzero(img > img.max() / 2)
+        np.testing.assert_allclose([xs.mean(), ys.mean()], yb.reshape(15, 2)[nose] * 96, atol=0.7)
+
+
+def test_batches_depend_only_on_the_seed():
+    cache = _cache()
+    a = make_batch(cache, np.arange(4), KAGGLE15, 96, AugmentConfig(), np.random.default_rng([1, 2]))
+    b = make_batch(cache, np.arange(4), KAGGLE15, 96, AugmentConfig(), np.random.default_rng([1, 2]))
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_cache_of_68_point_images_converts_to_kaggle15(ytf68_like):
+    ds = read_dataset(ytf68_like)
+    cache = build_cache(ds, KAGGLE15, DEFAULT_CROPS["kaggle15"])
+    assert cache.points.shape == (24, 15, 2) and cache.images.shape == (24, 128, 128)
+    cache68 = build_cache(ds, IBUG68, DEFAULT_CROPS["ibug68"])
+    assert cache68.points.shape == (24, 68, 2)
+    # ibug68 crops keep every point inside the canonical 96 crop centred in the 128 cache
+    inner = cache68.points - 16
+    assert inner.min() > 0 and inner.max() < 96

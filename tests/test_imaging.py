@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from facemark.imaging import CropSpec, apply, crop_face, crop_matrix, points_box, to_original, whole_image_box
+
+
+def test_crop_then_inverse_is_exact():
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0, 400, size=(68, 2))
+    m = crop_matrix(np.array([100.0, 80.0, 260.0, 300.0]), CropSpec(96, 1.26, (0.0, -0.159)))
+    np.testing.assert_allclose(to_original(apply(m, pts), m), pts, atol=1e-9)
+
+
+def test_crop_places_the_box_centre_at_the_crop_centre():
+    m = crop_matrix(np.array([10.0, 20.0, 110.0, 120.0]), CropSpec(96, 1.0, (0.0, 0.0)))
+    np.testing.assert_allclose(apply(m, np.array([[60.0, 70.0]])), [[47.5, 47.5]])
+    # scale 1: the box side (100 px) spans the 96 px crop
+    np.testing.assert_allclose(m[0, 0], 0.96)
+
+
+def test_a_96_pixel_image_taken_whole_is_its_own_crop():
+    img = np.arange(96 * 96, dtype=np.uint8).reshape(96, 96)
+    crop, m = crop_face(img, whole_image_box(img), CropSpec(96))
+    np.testing.assert_allclose(m, [[1, 0, 0], [0, 1, 0]], atol=1e-12)
+    np.testing.assert_array_equal(crop, img)
+
+
+def test_large_images_are_shrunk_without_moving_points():
+    # A bright square whose centre must land where the matrix says, even after area pre-shrinking.
+    img = np.zeros((1200, 1200), np.uint8)
+    img[580:620, 380:420] = 255  # centre (399.5, 599.5)
+    crop, m = crop_face(img, np.array([0.0, 200.0, 800.0, 1000.0]), CropSpec(96, 1.0))
+    ys, xs = np.nonzero(crop > 127)
+    expected = apply(m, np.array([[399.5, 599.5]]))[0]
+    assert abs(xs.mean() - expected[0]) < 0.6 and abs(ys.mean() - expected[1]) < 0.6
+
+
+def test_points_box_uses_present_points_only():
+    pts = np.array([[1.0, 2.0], [5.0, 9.0], [np.nan, np.nan]])
+    np.testing.assert_allclose(points_box(pts, np.array([True, True, False])), [1, 2, 5, 9])
+
+
+@pytest.mark.parametrize("size", [64, 96, 128])
+def test_crop_output_size(size):
+    crop, _ = crop_face(np.zeros((50, 70, 3), np.uint8), np.array([5.0, 5.0, 40.0, 45.0]), CropSpec(size, 1.2))
+    assert crop.shape == (size, size) and crop.dtype == np.uint8

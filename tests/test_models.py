@@ -1,0 +1,67 @@
+import keras
+import numpy as np
+import pytest
+
+from facemark.errors import FacemarkError
+from facemark.losses import MaskedLandmarkLoss
+from facemark.models import build_model
+
+
+@pytest.mark.parametrize("arch", ["seed", "fmnet"])
+@pytest.mark.parametrize("k", [15, 68])
+def test_models_map_a_96_face_to_one_by_one_by_2k(arch, k):
+    model = build_model(arch, k)
+    out = np.asarray(model.predict_on_batch(np.ones((2, 96, 96, 1), np.float32)))
+    assert out.shape == (2, 1, 1, 2 * k)
+    assert not any(isinstance(layer, keras.layers.Dense) for layer in model.layers)
+    assert isinstance(model.layers[-1], keras.layers.Conv2D)
+
+
+def test_seed_is_the_article_network():
+    model = build_model("seed", 15)
+    seps = [layer for layer in model.layers if isinstance(layer, keras.layers.SeparableConv2D)]
+    assert seps and all(layer.padding == "valid" for layer in seps)
+    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+    assert model.layers[-1].get_config()["activation"] == "sigmoid"
+    out = np.asarray(model.predict_on_batch(np.ones((1, 96, 96, 1), np.float32)))
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_fmnet_is_small():
+    # at most 1 MB of float32 weights
+    assert build_model("fmnet", 68).count_params() * 4 <= 1_000_000
+
+
+def test_unknown_arch():
+    with pytest.raises(FacemarkError, match="known: seed, fmnet"):
+        build_model("resnet", 15)
+
+
+def test_masked_mse_equals_mse_on_complete_rows_and_ignores_missing():
+    rng = np.random.default_rng(0)
+    y, p = rng.random((4, 1, 1, 30)).astype("float32"), rng.random((4, 1, 1, 30)).astype("float32")
+    loss = MaskedLandmarkLoss("mse")
+    assert float(loss(y, p)) == pytest.approx(float(np.mean((y - p) ** 2)), rel=1e-5)
+    y_missing = y.copy()
+    y_missing[:, :, :, 10:] = np.nan
+    assert float(loss(y_missing, p)) == pytest.approx(float(np.mean((y[..., :10] - p[..., :10]) ** 2)), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["mse", "l1", "wing"])
+def test_losses_give_finite_gradients_with_missing_targets(kind):
+    import tensorflow as tf
+
+    y = np.full((2, 1, 1, 4), np.nan, np.float32)
+    y[0, ..., :2] = 0.5
+    p = tf.Variable(np.full((2, 1, 1, 4), 0.4, np.float32))
+    with tf.GradientTape() as tape:
+        value = MaskedLandmarkLoss(kind)(y, p)
+    grad = tape.gradient(value, p).numpy()
+    assert np.isfinite(grad).all()
+    assert (grad[0, ..., :2] != 0).all() and (grad[0, ..., 2:] == 0).all() and (grad[1] == 0).all()
+
+
+def test_loss_round_trips_through_config():
+    loss = MaskedLandmarkLoss("wing", wing_w=5.0)
+    again = MaskedLandmarkLoss.from_config(loss.get_config())
+    assert again.kind == "wing" and again.wing_w == 5.0

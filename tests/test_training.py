@@ -1,0 +1,69 @@
+"""Train -> save -> load -> predict, resume, and the run folder's contents, on tiny fixtures."""
+
+import json
+
+import numpy as np
+import pytest
+
+from facemark.errors import FacemarkError
+from facemark.inference import Landmarker
+from facemark.training import TrainConfig, split_indices, train
+
+
+def _cfg(data, **kw):
+    return TrainConfig(data=str(data), scheme="kaggle15", arch="fmnet", epochs=1, batch=8, **kw)
+
+
+def test_train_saves_a_model_that_loads_and_predicts(tmp_path, kaggle_csv):
+    result = train(_cfg(kaggle_csv), tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    for name in ("model.keras", "facemark.json", "config.json", "loss.png", "history.csv"):
+        assert (run / name).exists(), name
+    assert json.loads((run / "config.json").read_text())["loss"] == "wing"  # the recipe filled in
+    assert len(result.history) == 1
+    face = Landmarker(run).predict(np.zeros((96, 96), np.uint8))
+    assert face.points.shape == (15, 2) and face.landmarks[0].name == "left_eye_center"
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path, kaggle_csv):
+    run = tmp_path / "run"
+    train(_cfg(kaggle_csv), run, progress=False)
+    with pytest.raises(FacemarkError, match="--resume"):
+        train(_cfg(kaggle_csv), run, progress=False)
+    result = train(TrainConfig(data="", scheme="kaggle15", epochs=2), run, resume=True, progress=False)
+    assert [h.epoch for h in result.history] == [1, 2]
+    assert (run / "checkpoints" / "latest").read_text() == "epoch-0002"
+    assert not (run / "checkpoints" / "epoch-0001").exists()
+
+
+def test_resume_without_a_run_is_an_error(tmp_path):
+    with pytest.raises(FacemarkError, match="nothing to resume"):
+        train(TrainConfig(data="x", scheme="kaggle15"), tmp_path, resume=True, progress=False)
+
+
+def test_seed_architecture_trains_with_the_article_recipe_on_the_npz_pair(tmp_path, npz_pair):
+    cfg = TrainConfig(data=str(npz_pair), scheme="kaggle15", arch="seed", epochs=1, clean=True)
+    train(cfg, tmp_path / "seed", progress=False)
+    saved = json.loads((tmp_path / "seed" / "config.json").read_text())
+    assert (saved["batch"], saved["lr"], saved["loss"], saved["augment"]) == (50, 1e-4, "mse", False)
+    assert Landmarker(tmp_path / "seed").config.arch == "seed"
+
+
+def test_ibug68_training_on_68_point_folders(tmp_path, ytf68_like):
+    train(TrainConfig(data=str(ytf68_like), scheme="ibug68", epochs=1, batch=8), tmp_path / "r", progress=False)
+    assert Landmarker(tmp_path / "r").scheme.num_points == 68
+
+
+def test_scheme_that_does_not_match_the_data(tmp_path, kaggle_csv):
+    with pytest.raises(FacemarkError, match="does not match"):
+        train(TrainConfig(data=str(kaggle_csv), scheme="ibug68", epochs=1), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()  # nothing written for a run that could not start
+
+
+def test_identity_split_keeps_each_person_on_one_side():
+    ids = [f"p{i % 7}" for i in range(70)]
+    tr, va = split_indices(ids, 0.3, seed=0)
+    assert len(tr) + len(va) == 70 and len(va) > 0
+    assert not {ids[i] for i in tr} & {ids[i] for i in va}
+    tr2, va2 = split_indices([None] * 70, 0.2, seed=0)
+    assert len(va2) == 14 and not set(tr2) & set(va2)

@@ -14,7 +14,7 @@ def test_models_map_a_96_face_to_one_by_one_by_2k(arch, k):
     out = np.asarray(model.predict_on_batch(np.ones((2, 96, 96, 1), np.float32)))
     assert out.shape == (2, 1, 1, 2 * k)
     assert not any(isinstance(layer, keras.layers.Dense) for layer in model.layers)
-    assert isinstance(model.layers[-1], keras.layers.Conv2D)
+    assert isinstance(model.layers[-1], keras.layers.Conv2D | keras.layers.DepthwiseConv2D)
 
 
 def test_seed_is_the_article_network():
@@ -30,6 +30,30 @@ def test_seed_is_the_article_network():
 def test_fmnet_is_small():
     # at most 1 MB of float32 weights
     assert build_model("fmnet", 68).count_params() * 4 <= 1_000_000
+
+
+def test_fmnet_output_layer_is_the_depthwise_convolution_it_claims_to_be():
+    from facemark.models.fmnet import CoordinateConv, coordinate_kernel
+
+    rng = np.random.default_rng(0)
+    maps = rng.random((2, 24, 24, 5)).astype("float32")
+    kernel = coordinate_kernel(24, 4, 5)
+    fast = CoordinateConv(24, depth_multiplier=2, use_bias=False)
+    plain = keras.layers.DepthwiseConv2D(24, depth_multiplier=2, use_bias=False)
+    fast.build(maps.shape)
+    plain.build(maps.shape)
+    fast.set_weights([kernel])
+    plain.set_weights([kernel])
+    np.testing.assert_allclose(np.asarray(fast(maps)), np.asarray(plain(maps)), rtol=1e-5)
+
+
+def test_a_one_hot_map_gives_that_cells_pixel_centre():
+    from facemark.models.fmnet import coordinate_kernel
+
+    maps = np.zeros((24, 24, 1), np.float32)
+    maps[5, 17, 0] = 1.0  # row 5, column 17 of a stride-4 map
+    xy = np.einsum("hwk,hwkm->km", maps, coordinate_kernel(24, 4, 1))[0] * 96
+    np.testing.assert_allclose(xy, [17 * 4 + 1.5, 5 * 4 + 1.5])
 
 
 def test_unknown_arch():

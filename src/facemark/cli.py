@@ -70,10 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = verbs.add_parser("train", help="train a model on labelled faces")
     _data_options(t)
-    t.add_argument("--scheme", required=True, choices=["kaggle15", "ibug68"])
-    t.add_argument("--arch", default="fmnet", help="architecture: fmnet (default) or seed (the article's)")
-    t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--out", required=True, help="run folder: checkpoints, config, loss curve and the final model")
+    t.add_argument("--config", default=None, help="a JSON recipe (configs/*.json); options given here override it")
+    t.add_argument("--scheme", choices=["kaggle15", "ibug68"], default=None, help="required unless --config names it")
+    t.add_argument("--arch", default=None, help="fmnet (default) or seed (the article's network)")
+    t.add_argument("--epochs", type=int, default=None, help="default 30")
     t.add_argument("--batch", type=int, default=None, help="default: the architecture's recipe")
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--loss", choices=["mse", "l1", "wing"], default=None)
@@ -81,9 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     aug = t.add_mutually_exclusive_group()
     aug.add_argument("--augment", dest="augment", action="store_true", default=None)
     aug.add_argument("--no-augment", dest="augment", action="store_false")
-    t.add_argument("--clean", action="store_true", help="the article's cleaning: only rows with every point")
-    t.add_argument("--val-fraction", type=float, default=0.15)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--clean", action="store_true", default=None, help="the article's cleaning: only complete rows")
+    t.add_argument("--val-fraction", type=float, default=None, help="share of identities held out (default 0.15)")
+    t.add_argument("--seed", type=int, default=None, help="default 0")
     t.add_argument("--patience", type=int, default=None, help="early stopping after this many epochs without gain")
     t.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that crosses this time")
     t.add_argument("--threads", type=int, default=None, help="TF threads; 1 makes training bit-reproducible")
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = verbs.add_parser("evaluate", help="score a model on labelled faces")
     _model_option(e, default=None)
     _data_options(e)
+    e.add_argument("--holdout", action="store_true", help="only the identities the model's training held out")
     e.add_argument("--json", action="store_true", help="one JSON object on stdout")
     e.add_argument("--plot", default=None, help="write the cumulative error curve to this PNG")
 
@@ -101,45 +103,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="*", help=f"face crops (default: the shipped {EXAMPLE} face)")
     p.add_argument("--json", action="store_true", help="a JSON list on stdout, one entry per image")
     p.add_argument("--out", default=None, help="folder for copies of the images with the points drawn")
+    x = verbs.add_parser("export", help="write the model as ONNX or LiteRT, checked against Keras")
+    x.add_argument("--model", required=True, help="shipped model name, model folder, run folder or .keras file")
+    x.add_argument("--format", required=True, help="onnx or tflite")
+    x.add_argument("--precision", default="fp32", help="fp32 (default), fp16 or int8")
+    x.add_argument("-o", "--output", required=True, help="the file to write")
+    x.add_argument("--data", default=None, help="labelled faces for calibration and the check (default: shipped photo)")
     return parser
+
+
+def _cmd_export(a: argparse.Namespace) -> None:
+    from facemark.export import export
+
+    r = export(a.model, a.format, a.precision, a.output, data=a.data)
+    size = f"{r.size_bytes / 1024:.0f} KiB"
+    print(f"wrote {r.path} ({r.format} {r.precision}, {size}): {r.max_diff_px:.4f} px from Keras at most")
+
+
+_TRAIN_FIELDS = (
+    "data", "scheme", "arch", "epochs", "batch", "lr", "loss", "schedule", "augment", "clean",
+    "val_fraction", "seed", "format", "patience", "max_minutes", "threads",
+)  # fmt: skip
 
 
 def _cmd_train(a: argparse.Namespace) -> None:
     from facemark.training import TrainConfig, train
 
-    cfg = TrainConfig(
-        data=a.data,
-        scheme=a.scheme,
-        arch=a.arch,
-        epochs=a.epochs,
-        batch=a.batch,
-        lr=a.lr,
-        loss=a.loss,
-        schedule=a.schedule,
-        augment=a.augment,
-        clean=a.clean,
-        val_fraction=a.val_fraction,
-        seed=a.seed,
-        format=a.format,
-        patience=a.patience,
-        max_minutes=a.max_minutes,
-        threads=a.threads,
-    )
+    values = {}
+    if a.config:
+        try:
+            values = json.loads(Path(a.config).read_text())
+        except (OSError, ValueError) as exc:
+            raise FacemarkError(f"{a.config}: cannot read the recipe ({exc})") from None
+    values.update({k: getattr(a, k) for k in _TRAIN_FIELDS if getattr(a, k) is not None})
+    if "scheme" not in values and not a.resume:
+        raise FacemarkError("--scheme is required (kaggle15 or ibug68) unless --config names it")
+    cfg = TrainConfig.from_dict({"scheme": "kaggle15", **values})
     result = train(cfg, a.out, resume=a.resume, progress=not a.quiet)
     best = result.best
-    summary = f"best epoch {result.best_epoch}" + (
-        f": val rmse_96 {best.rmse_96:.3f} px, nme_io {best.nme_io:.2f} %" if best else ""
-    )
-    print(f"model saved in {result.run_dir} ({summary})")
+    detail = f": val rmse_96 {best.rmse_96:.3f} px, nme_io {best.nme_io:.2f} %" if best else ""
+    print(f"model saved in {result.run_dir} (best epoch {result.best_epoch}{detail})")
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> None:
-    from facemark.evaluation import evaluate, format_report, plot_ced
+    from facemark.evaluation import evaluate, format_report, holdout, plot_ced
     from facemark.inference import Landmarker
     from facemark.readers import read_dataset
 
     landmarker = Landmarker(a.model, backend=a.backend, threads=a.threads)
-    report = evaluate(landmarker, read_dataset(a.data, a.format))
+    dataset = read_dataset(a.data, a.format)
+    if a.holdout:
+        dataset = holdout(dataset, landmarker.config)
+    report = evaluate(landmarker, dataset)
     if a.plot:
         plot_ced(report, a.plot)
     print(json.dumps(report.to_dict()) if a.json else format_report(report))
@@ -174,7 +189,7 @@ def _cmd_predict(a: argparse.Namespace) -> None:
         print(json.dumps(entries))
 
 
-COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict}
+COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict, "export": _cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

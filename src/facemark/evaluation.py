@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facemark.bundle import ModelConfig
 from facemark.errors import FacemarkError
 from facemark.imaging import apply, points_box
 from facemark.inference import Landmarker
@@ -57,6 +58,19 @@ def evaluate(landmarker: Landmarker, dataset: Dataset, batch: int = 256) -> Eval
     metrics = compute_metrics(pred * 96.0 / landmarker.size, np.stack(gts) * 96.0 / landmarker.size, scheme)
     protocol = PROTOCOL_CROPS if dataset.crops else PROTOCOL_GT_BOX
     return EvalReport(metrics, protocol, scheme.name, dataset.scheme.name)
+
+
+def holdout(dataset: Dataset, config: ModelConfig) -> Dataset:
+    """Only the faces of identities the model's training run held out for validation."""
+    from facemark.training import holdout_people
+
+    train = config.extra.get("train")
+    identities = [s.identity for s in dataset.samples]
+    if not train or any(i is None for i in identities):
+        raise FacemarkError("--holdout needs data with identities and a model that records its training split")
+    people = holdout_people(identities, train["val_fraction"], train["seed"])
+    samples = [s for s in dataset.samples if s.identity in people]
+    return Dataset(dataset.scheme, samples, dataset.crops, dataset.format)
 
 
 def format_report(report: EvalReport) -> str:

@@ -49,16 +49,9 @@ class FaceLandmarks:
 
 class _KerasRunner:
     def __init__(self, path: Path):
-        import keras
+        from facemark.models import load_keras_model
 
-        import facemark.losses  # noqa: F401  (registers the loss class for safe-mode loading)
-
-        try:
-            self.model = keras.saving.load_model(path, compile=False, safe_mode=True)
-        except Exception as exc:  # Keras raises many types for corrupt or foreign files
-            raise FacemarkError(
-                f"{path}: cannot load the Keras model ({type(exc).__name__}: {str(exc)[:120]})"
-            ) from None
+        self.model = load_keras_model(path)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict_on_batch(x))

@@ -48,7 +48,7 @@ class TrainConfig:
     data: str
     scheme: str
     arch: str = "fmnet"
-    epochs: int = 30
+    epochs: int | None = None  # default 30
     batch: int | None = None
     lr: float | None = None
     loss: str | None = None
@@ -69,6 +69,7 @@ class TrainConfig:
         get_scheme(self.scheme)
         recipe = RECIPES[self.arch]
         cfg = replace(self, **{k: v for k, v in recipe.items() if getattr(self, k) is None})
+        cfg = replace(cfg, epochs=30 if cfg.epochs is None else cfg.epochs)
         if cfg.loss not in LOSSES:
             raise FacemarkError(f"unknown loss {cfg.loss!r}; known: {', '.join(LOSSES)}")
         if cfg.schedule not in ("constant", "cosine"):
@@ -96,20 +97,24 @@ def configure_threads(threads: int | None, deterministic: bool = False) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def holdout_people(identities: list[str | None], fraction: float, seed: int) -> set[str]:
+    """The identities kept out of training for validation: a seeded draw over the sorted names."""
+    people = sorted({i for i in identities if i is not None})
+    rng = np.random.default_rng(seed)
+    chosen = rng.permutation(len(people))[: max(1, round(fraction * len(people)))]
+    return {people[i] for i in chosen}
+
+
 def split_indices(identities: list[str | None], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Validation split by identity when identities are known (no person on both sides), else random."""
-    rng = np.random.default_rng(seed)
     n = len(identities)
     if n < 2:
         raise FacemarkError(f"need at least 2 labelled faces to train with validation, got {n}")
-    if all(i is not None for i in identities):
-        people = sorted(set(identities))
-        if len(people) >= 2:
-            chosen = rng.permutation(len(people))[: max(1, round(fraction * len(people)))]
-            val_people = {people[i] for i in chosen}
-            is_val = np.array([i in val_people for i in identities])
-            return np.flatnonzero(~is_val), np.flatnonzero(is_val)
-    perm = rng.permutation(n)
+    if all(i is not None for i in identities) and len(set(identities)) >= 2:
+        val_people = holdout_people(identities, fraction, seed)
+        is_val = np.array([i in val_people for i in identities])
+        return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    perm = np.random.default_rng(seed).permutation(n)
     n_val = min(n - 1, max(1, round(fraction * n)))
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
@@ -252,7 +257,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
         saved = run_dir / "config.json"
         if not saved.exists() or checkpoints.latest() is None:
             raise FacemarkError(f"{run_dir}: nothing to resume (no config.json or complete checkpoint)")
-        cfg = replace(TrainConfig.from_dict(json.loads(saved.read_text())), epochs=cfg.epochs)
+        previous = TrainConfig.from_dict(json.loads(saved.read_text()))
+        cfg = replace(previous, epochs=cfg.epochs or previous.epochs)
     elif checkpoints.latest() is not None:
         raise FacemarkError(f"{run_dir}: already holds a run; pass --resume to continue it or pick another --out")
     cfg = cfg.resolved()
@@ -260,7 +266,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
 
     import keras
 
-    from facemark.models import build_model
+    from facemark.models import build_model, load_keras_model
 
     scheme, train_set, val_set = prepare_data(cfg)
     spec = DEFAULT_CROPS[scheme.name]
@@ -275,7 +281,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     if resume:
         latest = checkpoints.latest()
         state = json.loads((latest / "state.json").read_text())
-        model = keras.saving.load_model(latest / KERAS_NAME, safe_mode=True)
+        model = load_keras_model(latest / KERAS_NAME, compile=True)
         history = [EpochRecord(**h) for h in state["history"]]
         best_score, best_epoch, start = state["best_score"], state["best_epoch"], state["epoch"]
     else:

@@ -12,6 +12,19 @@ if TYPE_CHECKING:
 ARCHS = ("seed", "fmnet")
 
 
+def load_keras_model(path, compile: bool = False) -> keras.Model:
+    """Load a `.keras` file in safe mode (no arbitrary code), with facemark's layers registered."""
+    import keras
+
+    import facemark.losses  # noqa: F401  (registers the loss for compiled checkpoints)
+    import facemark.models.fmnet  # noqa: F401  (registers its custom layers)
+
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for corrupt or foreign files
+        raise FacemarkError(f"{path}: cannot load the Keras model ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
 def build_model(arch: str, num_points: int, input_size: int = 96) -> keras.Model:
     """A fresh, untrained model of the named architecture for K points."""
     if arch == "seed":

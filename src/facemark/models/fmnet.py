@@ -1,21 +1,31 @@
-"""facemark's own network: MobileNet-style inverted-free separable blocks, small and CPU-cheap.
+"""facemark's own network: a small encoder-decoder whose last layer is a fixed convolution that
+turns per-point heat maps into coordinates (integral regression, trained end to end on points).
 
-All-convolutional like the seed: stride-2 stages bring 96x96 down to 3x3, a depthwise 3x3 with
-valid padding makes it 1x1 (every output sees the whole face at its own weights, no pooling that
-throws position away), and a 1x1 convolution gives (1, 1, 2K). The output is linear: points
-slightly outside the crop stay reachable, which a sigmoid would squash.
+Why: a global regression head like the seed's averages towards the mean face on unusual poses,
+and a small network fits it slowly. Here each point gets a 24x24 map of logits; a spatial
+softmax makes it a probability map, and a depthwise convolution whose kernels are the x and y
+pixel grids (frozen) returns its expected position as (1, 1, 2K): (x, y) / crop size, the same
+contract as the seed. The loss is still on coordinates; the maps are never supervised directly.
 """
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 L = keras.layers
+# Few steps per epoch on small data sets: a faster moving average keeps inference statistics
+# in step with the weights (at Keras' default 0.99 validation lags training by epochs).
+BN_MOMENTUM = 0.9
+
+
+def _bn(name: str):
+    return L.BatchNormalization(momentum=BN_MOMENTUM, name=name)
 
 
 def _conv_bn(x, filters: int, kernel: int, strides: int, name: str):
     x = L.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = L.BatchNormalization(name=f"{name}_bn")(x)
+    x = _bn(f"{name}_bn")(x)
     return L.ReLU(name=f"{name}_relu")(x)
 
 
@@ -23,36 +33,76 @@ def _separable(x, filters: int, strides: int, name: str):
     """Depthwise 3x3 + pointwise 1x1, each batch-normalised; residual when shapes allow."""
     shortcut = x
     y = L.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dw")(x)
-    y = L.BatchNormalization(name=f"{name}_dw_bn")(y)
+    y = _bn(f"{name}_dw_bn")(y)
     y = L.ReLU(name=f"{name}_dw_relu")(y)
     y = L.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(y)
-    y = L.BatchNormalization(name=f"{name}_pw_bn")(y)
+    y = _bn(f"{name}_pw_bn")(y)
     if strides == 1 and shortcut.shape[-1] == filters:
         y = L.Add(name=f"{name}_add")([y, shortcut])
     return L.ReLU(name=f"{name}_relu")(y)
 
 
-# (filters, blocks) per stage; each stage starts with a stride-2 block.
-DEFAULT_STAGES = ((32, 2), (64, 3), (96, 3), (128, 2))
+def _up_merge(x, skip, filters: int, name: str):
+    """Upsample x2, project, add the encoder's skip, refine: detail back at the finer scale."""
+    x = L.UpSampling2D(2, name=f"{name}_up")(x)
+    x = L.Conv2D(filters, 1, use_bias=False, name=f"{name}_proj")(x)
+    x = _bn(f"{name}_proj_bn")(x)
+    s = L.Conv2D(filters, 1, use_bias=False, name=f"{name}_skip")(skip)
+    s = _bn(f"{name}_skip_bn")(s)
+    x = L.ReLU(name=f"{name}_relu")(L.Add(name=f"{name}_add")([x, s]))
+    return _separable(x, filters, 1, f"{name}_ref")
 
 
-def build_fmnet(
-    num_points: int,
-    input_size: int = 96,
-    stem: int = 24,
-    stages: tuple[tuple[int, int], ...] = DEFAULT_STAGES,
-    head: int = 256,
-) -> keras.Model:
-    """fmnet for K points: 96x96x1 in, (1, 1, 2K) linear out, about 1/40 of the seed's MACs."""
+def coordinate_kernel(size: int, stride: int, num_points: int) -> np.ndarray:
+    """Depthwise kernel (size, size, K, 2): each map cell's pixel-centre x and y over the crop size."""
+    crop = size * stride
+    centres = (np.arange(size) * stride + (stride - 1) / 2) / crop
+    k = np.zeros((size, size, num_points, 2), np.float32)
+    k[:, :, :, 0] = centres[None, :, None]  # x varies along columns
+    k[:, :, :, 1] = centres[:, None, None]  # y varies along rows
+    return k
+
+
+@keras.saving.register_keras_serializable(package="facemark")
+class SpatialSoftmax(keras.layers.Layer):
+    """Softmax over each channel's H x W cells: one probability map per point."""
+
+    def call(self, x):
+        shape = keras.ops.shape(x)
+        flat = keras.ops.reshape(x, (shape[0], shape[1] * shape[2], shape[3]))
+        return keras.ops.reshape(keras.ops.softmax(flat, axis=1), shape)
+
+
+@keras.saving.register_keras_serializable(package="facemark")
+class CoordinateConv(keras.layers.DepthwiseConv2D):
+    """The depthwise convolution (valid, kernel = whole map, 2 outputs per map) of `points`,
+    computed as one contraction: TensorFlow's depthwise kernel is slow for a 24x24 window."""
+
+    def call(self, x):
+        out = keras.ops.einsum("bhwk,hwkm->bkm", x, self.kernel)
+        return keras.ops.reshape(out, (-1, 1, 1, out.shape[1] * out.shape[2]))
+
+
+def build_fmnet(num_points: int, input_size: int = 96, width: int = 1) -> keras.Model:
+    """fmnet for K points: 96x96x1 in, 24x24 maps inside, (1, 1, 2K) coordinates out."""
+    w = [c * width for c in (16, 32, 64, 96, 128)]
     inputs = keras.Input((input_size, input_size, 1), name="image")
-    x = _conv_bn(inputs, stem, 3, 2, "stem")
-    for s, (filters, blocks) in enumerate(stages):
-        for b in range(blocks):
-            x = _separable(x, filters, 2 if b == 0 else 1, f"s{s}b{b}")
-    size = x.shape[1]
-    # Valid depthwise over the whole remaining map: 1x1 out, position-aware weights.
-    x = L.DepthwiseConv2D(size, padding="valid", use_bias=False, name="head_dw")(x)
-    x = L.BatchNormalization(name="head_dw_bn")(x)
-    x = _conv_bn(x, head, 1, 1, "head")
-    outputs = L.Conv2D(2 * num_points, 1, name="points")(x)
+    x = _conv_bn(inputs, w[0], 3, 2, "stem")  # 48
+    x = _separable(x, w[1], 2, "e1a")  # 24
+    x = s24 = _separable(x, w[1], 1, "e1b")
+    x = _separable(x, w[2], 2, "e2a")  # 12
+    x = _separable(x, w[2], 1, "e2b")
+    x = s12 = _separable(x, w[2], 1, "e2c")
+    x = _separable(x, w[3], 2, "e3a")  # 6: every cell sees the whole face
+    x = _separable(x, w[3], 1, "e3b")
+    x = _separable(x, w[4], 1, "e3c")
+    x = _separable(x, w[4], 1, "e3d")
+    x = _up_merge(x, s12, w[2], "d12")
+    x = _up_merge(x, s24, w[1], "d24")
+    logits = L.Conv2D(num_points, 1, name="heatmaps")(x)
+    probs = SpatialSoftmax(name="softmax")(logits)
+    size = probs.shape[1]
+    points = CoordinateConv(size, depth_multiplier=2, use_bias=False, trainable=False, name="points")
+    outputs = points(probs)
+    points.set_weights([coordinate_kernel(size, input_size // size, num_points)])
     return keras.Model(inputs, outputs, name="fmnet")

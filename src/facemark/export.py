@@ -1,0 +1,204 @@
+"""Export a Keras landmark model to ONNX (ONNX Runtime) or LiteRT (.tflite, phones).
+
+Every export checks itself: the exported model runs beside the Keras one on real face crops and
+the largest point difference (pixels of the 96 frame) must stay under the precision's
+tolerance, or no file is written.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facemark.augment import AugmentConfig, make_batch
+from facemark.bundle import KERAS_NAME, ModelConfig, resolve_model
+from facemark.errors import FacemarkError
+from facemark.imaging import CropSpec, crop_face, read_image, whole_image_box
+
+FORMATS = ("onnx", "tflite")
+PRECISIONS = ("fp32", "fp16", "int8")
+# Largest allowed point difference from the Keras model, in pixels of the 96x96 crop.
+TOLERANCE_PX = {"fp32": 0.01, "fp16": 0.1, "int8": 1.0}
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    format: str
+    precision: str
+    max_diff_px: float
+    size_bytes: int
+    n_check: int
+
+
+def example_crops(size: int, n: int = 64, seed: int = 0) -> np.ndarray:
+    """Real face crops for calibration and checks: the shipped photo under jittered face boxes."""
+    from importlib import resources
+
+    photo = read_image(Path(str(resources.files("facemark") / "assets" / "astronaut_face.png")))
+    box = whole_image_box(photo)
+    side = box[2] - box[0]
+    rng = np.random.default_rng(seed)
+    crops = []
+    for _ in range(n):
+        jitter = np.concatenate([rng.uniform(-0.08, 0.08, 2)] * 2) * side
+        scale = rng.uniform(0.85, 1.15)
+        crops.append(crop_face(photo, box + jitter, CropSpec(size, scale))[0])
+    return (np.stack(crops).astype(np.float32) / 255.0)[..., None]
+
+
+def _check_crops(config: ModelConfig, data: str | None) -> np.ndarray:
+    if data is None:
+        return example_crops(config.crop.size)
+    from facemark.training import TrainConfig, prepare_data
+
+    cfg = TrainConfig(data=data, scheme=config.scheme, val_fraction=0.5)
+    _, train_set, _ = prepare_data(cfg)
+    idx = np.arange(min(len(train_set), 256))
+    x, _ = make_batch(
+        train_set, idx, config.scheme_obj, config.crop.size, AugmentConfig.none(), np.random.default_rng(0)
+    )
+    return x
+
+
+def export(model: str | Path, format: str, precision: str, out: str | Path, data: str | None = None) -> ExportReport:
+    """Write `out` only if the exported model agrees with the Keras one within tolerance."""
+    if format not in FORMATS:
+        raise FacemarkError(f"unknown export format {format!r}; known: {', '.join(FORMATS)}")
+    if precision not in PRECISIONS:
+        raise FacemarkError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise FacemarkError(f"{out.parent}: no such folder for the output")
+    if not os.access(out.parent, os.W_OK):
+        raise FacemarkError(f"{out.parent}: folder is not writable")
+    folder = resolve_model(model)
+    config = ModelConfig.load(folder)
+    if not (folder / KERAS_NAME).exists():
+        raise FacemarkError(f"{folder}: export needs the Keras model ({KERAS_NAME})")
+    from facemark.models import load_keras_model
+
+    keras_model = load_keras_model(folder / KERAS_NAME)
+    crops = _check_crops(config, data)
+    reference = np.asarray(keras_model.predict_on_batch(crops))
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".facemark-export-") as tmp:
+        tmp_file = Path(tmp) / f"model.{format}"
+        if format == "onnx":
+            _to_onnx(keras_model, tmp_file, precision, crops)
+            got = _run_onnx(tmp_file, crops)
+        else:
+            _to_tflite(keras_model, tmp_file, precision, crops)
+            got = _run_tflite(tmp_file, crops)
+        diff = float(np.abs(got.reshape(reference.shape) - reference).max() * config.crop.size)
+        limit = TOLERANCE_PX[precision]
+        if not diff <= limit:
+            hint = " (int8 costs too much accuracy for this model: use fp16)" if precision == "int8" else ""
+            raise FacemarkError(
+                f"exported {format} {precision} differs by {diff:.4f} px > {limit} px; nothing written{hint}"
+            )
+        os.replace(tmp_file, out)
+    return ExportReport(out, format, precision, diff, out.stat().st_size, len(crops))
+
+
+def _to_onnx(model, path: Path, precision: str, crops: np.ndarray) -> None:
+    import onnx
+
+    model.predict_on_batch(crops[:1])  # Keras exports only a model that has been called
+    fp32 = path.with_suffix(".fp32.onnx")
+    model.export(str(fp32), format="onnx", verbose=False)
+    proto = onnx.load(str(fp32))
+    proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    proto.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    if precision == "fp16":
+        proto = _fp16_weights(proto)
+    onnx.save(proto, str(path))
+    fp32.unlink()
+    if precision == "int8":
+        _quantize_onnx(path, crops)
+
+
+def _fp16_weights(proto):
+    """Store float weights as fp16 with a Cast back to fp32: half the file, fp32 arithmetic."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    casts, keep = [], []
+    for init in graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype == np.float32 and arr.size > 16:
+            half = numpy_helper.from_array(arr.astype(np.float16), init.name + "_fp16")
+            keep.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT))
+        else:
+            keep.append(init)
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    return proto
+
+
+def _quantize_onnx(path: Path, crops: np.ndarray) -> None:
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+
+    name = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{name: crops[i : i + 1]} for i in range(len(crops))])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    q = path.with_suffix(".int8.onnx")
+    quantize_static(str(path), str(q), Reader(), activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    os.replace(q, path)
+
+
+def _run_onnx(path: Path, crops: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: crops})[0]
+
+
+def _to_tflite(model, path: Path, precision: str, crops: np.ndarray) -> None:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if precision == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([crops[i : i + 1]] for i in range(len(crops)))
+    path.write_bytes(converter.convert())
+
+
+def _tflite_interpreter(path: Path):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter  # noqa: N806
+    return Interpreter(model_path=str(path))
+
+
+def _run_tflite(path: Path, crops: np.ndarray) -> np.ndarray:
+    interp = _tflite_interpreter(path)
+    interp.allocate_tensors()  # converted with batch 1: one crop per call, as on a phone
+    inp, outp = interp.get_input_details()[0], interp.get_output_details()[0]
+    results = []
+    for crop in crops:
+        interp.set_tensor(inp["index"], crop[None])
+        interp.invoke()
+        results.append(interp.get_tensor(outp["index"]).copy())
+    return np.concatenate(results)

@@ -1,10 +1,11 @@
 import numpy as np
 
-from conftest import kaggle_samples
 from facemark.augment import AugmentConfig, build_cache, make_batch
 from facemark.bundle import DEFAULT_CROPS
 from facemark.readers import Dataset, read_dataset
 from facemark.schemes import IBUG68, KAGGLE15
+
+from conftest import kaggle_samples
 
 
 def _cache():

@@ -9,15 +9,17 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import synthetic_face
 from facemark.cli import main
+
+from conftest import synthetic_face
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny kaggle15 run shared by the tests below (1 epoch on a generated Kaggle CSV)."""
-    from conftest import kaggle_samples
     from facemark.readers import write_kaggle_csv
+
+    from conftest import kaggle_samples
 
     root = tmp_path_factory.mktemp("cli")
     write_kaggle_csv(root / "training.csv", kaggle_samples(16))

@@ -4,10 +4,11 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import YTF68, kaggle_samples, needs_ytf68
 from facemark.errors import FacemarkError
 from facemark.readers import Sample, detect_format, read_dataset, write_kaggle_csv, write_npz_pair
 from facemark.schemes import IBUG68, KAGGLE15
+
+from conftest import YTF68, kaggle_samples, needs_ytf68
 
 
 def test_kaggle_csv_reads_every_row_with_partial_masks(kaggle_csv):

@@ -7,7 +7,8 @@ import pytest
 
 from facemark.errors import FacemarkError
 from facemark.inference import Landmarker
-from facemark.training import TrainConfig, split_indices, train
+from facemark.splits import split_indices
+from facemark.training import TrainConfig, train
 
 
 def _cfg(data, **kw):
@@ -49,9 +50,16 @@ def test_seed_architecture_trains_with_the_article_recipe_on_the_npz_pair(tmp_pa
     assert Landmarker(tmp_path / "seed").config.arch == "seed"
 
 
-def test_ibug68_training_on_68_point_folders(tmp_path, ytf68_like):
+def test_ibug68_training_on_68_point_folders_records_who_was_held_out(tmp_path, ytf68_like):
+    from facemark.evaluation import holdout
+    from facemark.readers import read_dataset
+
     train(TrainConfig(data=str(ytf68_like), scheme="ibug68", epochs=1, batch=8), tmp_path / "r", progress=False)
-    assert Landmarker(tmp_path / "r").scheme.num_points == 68
+    lm = Landmarker(tmp_path / "r")
+    assert lm.scheme.num_points == 68
+    held = lm.config.extra["holdout_identities"]
+    assert held == ["Person_3"]  # 15% of 6 people, drawn by seed 0
+    assert {s.identity for s in holdout(read_dataset(ytf68_like), lm.config).samples} == set(held)
 
 
 def test_scheme_that_does_not_match_the_data(tmp_path, kaggle_csv):

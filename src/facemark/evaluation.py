@@ -61,15 +61,13 @@ def evaluate(landmarker: Landmarker, dataset: Dataset, batch: int = 256) -> Eval
 
 
 def holdout(dataset: Dataset, config: ModelConfig) -> Dataset:
-    """Only the faces of identities the model's training run held out for validation."""
-    from facemark.training import holdout_people
-
-    train = config.extra.get("train")
-    identities = [s.identity for s in dataset.samples]
-    if not train or any(i is None for i in identities):
-        raise FacemarkError("--holdout needs data with identities and a model that records its training split")
-    people = holdout_people(identities, train["val_fraction"], train["seed"])
+    """Only the faces of the identities the model's training held out for validation."""
+    people = set(config.extra.get("holdout_identities", []))
+    if not people:
+        raise FacemarkError("--holdout needs a model trained on data with identities (it records who was held out)")
     samples = [s for s in dataset.samples if s.identity in people]
+    if not samples:
+        raise FacemarkError("--holdout: none of the model's held-out identities is in this data")
     return Dataset(dataset.scheme, samples, dataset.crops, dataset.format)
 
 

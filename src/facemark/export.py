@@ -158,7 +158,9 @@ def _quantize_onnx(path: Path, crops: np.ndarray) -> None:
             return next(self.items, None)
 
     q = path.with_suffix(".int8.onnx")
-    quantize_static(str(path), str(q), Reader(), activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    quantize_static(
+        str(path), str(q), Reader(), activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True
+    )
     os.replace(q, path)
 
 

@@ -31,13 +31,14 @@ from facemark.metrics import Metrics, compute_metrics
 from facemark.models import ARCHS
 from facemark.readers import Dataset, read_dataset
 from facemark.schemes import Scheme, get_scheme
+from facemark.splits import split_indices
 
 # Per-architecture recipe defaults. The seed's are the article's: Adam 1e-4, batch 50, MSE,
 # a constant rate and no augmentation. fmnet's were chosen on the identity-split validation set
 # (docs/training.md).
 RECIPES = {
     "seed": {"batch": 50, "lr": 1e-4, "loss": "mse", "schedule": "constant", "augment": False},
-    "fmnet": {"batch": 64, "lr": 3e-3, "loss": "wing", "schedule": "cosine", "augment": True},
+    "fmnet": {"batch": 64, "lr": 2e-3, "loss": "l1", "schedule": "cosine", "augment": True},
 }
 
 
@@ -95,28 +96,6 @@ def configure_threads(threads: int | None, deterministic: bool = False) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-
-
-def holdout_people(identities: list[str | None], fraction: float, seed: int) -> set[str]:
-    """The identities kept out of training for validation: a seeded draw over the sorted names."""
-    people = sorted({i for i in identities if i is not None})
-    rng = np.random.default_rng(seed)
-    chosen = rng.permutation(len(people))[: max(1, round(fraction * len(people)))]
-    return {people[i] for i in chosen}
-
-
-def split_indices(identities: list[str | None], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validation split by identity when identities are known (no person on both sides), else random."""
-    n = len(identities)
-    if n < 2:
-        raise FacemarkError(f"need at least 2 labelled faces to train with validation, got {n}")
-    if all(i is not None for i in identities) and len(set(identities)) >= 2:
-        val_people = holdout_people(identities, fraction, seed)
-        is_val = np.array([i in val_people for i in identities])
-        return np.flatnonzero(~is_val), np.flatnonzero(is_val)
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = min(n - 1, max(1, round(fraction * n)))
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
 def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Scheme, FaceCache, FaceCache]:
@@ -229,12 +208,8 @@ def _write_history(history: list[EpochRecord], path: Path) -> None:
     w = csv.writer(buf)
     w.writerow([f.name for f in fields(EpochRecord)])
     for h in history:
-        w.writerow(astuple_rounded(h))
+        w.writerow([round(v, 6) if isinstance(v, float) else v for v in asdict(h).values()])
     write_bytes_atomic(path, buf.getvalue().encode())
-
-
-def astuple_rounded(h: EpochRecord) -> list:
-    return [round(v, 6) if isinstance(v, float) else v for v in asdict(h).values()]
 
 
 def _raise_on_sigterm(signum, frame):
@@ -273,6 +248,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(run_dir / "config.json", json.dumps(asdict(cfg), indent=2).encode())
     model_config = ModelConfig(cfg.arch, scheme.name, spec, extra={"train": asdict(cfg)})
+    if all(i is not None for i in val_set.identities):
+        model_config.extra["holdout_identities"] = sorted(set(val_set.identities))
 
     steps = int(np.ceil(len(train_set) / cfg.batch))
     keras.utils.set_random_seed(cfg.seed)

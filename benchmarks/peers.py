@@ -1,0 +1,91 @@
+"""Peer landmarkers for side-by-side benchmarks, each with its own face detector.
+
+dlib (`dlib-bin` + `face-recognition-models`) runs in this interpreter when installed.
+MediaPipe face mesh needs a venv of its own (numpy<2, protobuf<5): this file, run with that
+venv's python, reads image paths as JSON on stdin and prints kaggle15 points as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+# MediaPipe face-mesh indices for each kaggle15 point (subject's left/right), averaged when several.
+MESH_TO_KAGGLE15 = {
+    "left_eye_center": [263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466],
+    "right_eye_center": [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246],
+    "left_eye_inner_corner": [362],
+    "left_eye_outer_corner": [263],
+    "right_eye_inner_corner": [133],
+    "right_eye_outer_corner": [33],
+    "left_eyebrow_inner_end": [336, 285],
+    "left_eyebrow_outer_end": [300, 276],
+    "right_eyebrow_inner_end": [107, 55],
+    "right_eyebrow_outer_end": [70, 46],
+    "nose_tip": [1],
+    "mouth_left_corner": [291],
+    "mouth_right_corner": [61],
+    "mouth_center_top_lip": [0],
+    "mouth_center_bottom_lip": [17],
+}
+
+
+def _overlap(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class Dlib:
+    """dlib's HOG detector + 68-point shape predictor; the detection nearest the GT box is used."""
+
+    name = "dlib 68 (HOG detector)"
+
+    def __init__(self):
+        import dlib
+        import face_recognition_models
+
+        self.detector = dlib.get_frontal_face_detector()
+        self.predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+        self.dlib = dlib
+
+    def detect(self, rgb: np.ndarray, gt_box) -> np.ndarray | None:
+        """(68, 2) points of the detected face that best overlaps `gt_box`, or None if none found."""
+        rects = self.detector(rgb, 1)
+        if not rects:
+            return None
+        rect = max(rects, key=lambda r: _overlap((r.left(), r.top(), r.right(), r.bottom()), gt_box))
+        return self.landmarks(rgb, rect)
+
+    def landmarks(self, rgb: np.ndarray, rect) -> np.ndarray:
+        shape = self.predictor(rgb, rect)
+        return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+
+
+def mediapipe_main() -> None:
+    """Run inside the MediaPipe venv: stdin JSON list of paths -> stdout JSON list of points|null."""
+    import cv2
+    import mediapipe as mp
+
+    names = list(MESH_TO_KAGGLE15)
+    out = []
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1) as mesh:
+        for path in json.load(sys.stdin):
+            bgr = cv2.imread(path)
+            h, w = bgr.shape[:2]
+            result = mesh.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            if not result.multi_face_landmarks:
+                out.append(None)
+                continue
+            lm = result.multi_face_landmarks[0].landmark
+            pts = np.array([[p.x * w, p.y * h] for p in lm]) - 0.5  # to pixel-centre coordinates
+            out.append([pts[MESH_TO_KAGGLE15[n]].mean(axis=0).tolist() for n in names])
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    mediapipe_main()

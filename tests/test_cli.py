@@ -224,3 +224,15 @@ def test_interrupted_training_keeps_the_last_checkpoint_and_resumes(tmp_path):
     )
     assert rc.returncode == 0, rc.stderr
     assert latest.read_text() == f"epoch-{done + 1:04d}"
+
+
+def test_a_fresh_process_prints_only_the_error_line(tmp_path):
+    """TensorFlow's start-up notices must not bury the error a user needs to read."""
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    cmd = [sys.executable, "-m", "facemark.cli", "train", "--data", str(tmp_path / "bad.csv"), "--scheme", "kaggle15"]
+    out = subprocess.run([*cmd, "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"facemark: error: {tmp_path / 'bad.csv'}: no 'Image' column (not a Kaggle training.csv?)"
+    ]
+    assert not (tmp_path / "run").exists()

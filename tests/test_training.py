@@ -20,7 +20,7 @@ def test_train_saves_a_model_that_loads_and_predicts(tmp_path, kaggle_csv):
     run = tmp_path / "run"
     for name in ("model.keras", "facemark.json", "config.json", "loss.png", "history.csv"):
         assert (run / name).exists(), name
-    assert json.loads((run / "config.json").read_text())["loss"] == "wing"  # the recipe filled in
+    assert json.loads((run / "config.json").read_text())["loss"] == "l1"  # the recipe filled in
     assert len(result.history) == 1
     face = Landmarker(run).predict(np.zeros((96, 96), np.uint8))
     assert face.points.shape == (15, 2) and face.landmarks[0].name == "left_eye_center"

@@ -96,11 +96,9 @@ class Landmarker:
         self.size = self.config.crop.size
         onnx_path, keras_path = folder / ONNX_NAME, folder / KERAS_NAME
         explicit = Path(model).suffix if Path(model).is_file() else ""
-        if backend == "auto":
-            if explicit == ".keras" or not onnx_path.exists() or not _onnxruntime_available():
-                backend = "keras" if keras_path.exists() or explicit == ".keras" else "onnx"
-            else:
-                backend = "onnx"
+        if backend == "auto":  # ONNX Runtime unless a .keras file was named or no ONNX file is there
+            use_onnx = explicit != ".keras" and onnx_path.exists() and _onnxruntime_available()
+            backend = "onnx" if use_onnx or not keras_path.exists() else "keras"
         if backend == "onnx":
             if not onnx_path.exists():
                 raise FacemarkError(f"{folder}: no {ONNX_NAME} in this model (export one with 'facemark export')")

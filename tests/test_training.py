@@ -43,9 +43,10 @@ def test_resume_without_a_run_is_an_error(tmp_path):
 
 
 def test_seed_architecture_trains_with_the_article_recipe_on_the_npz_pair(tmp_path, npz_pair):
-    cfg = TrainConfig(data=str(npz_pair), scheme="kaggle15", arch="seed", epochs=1, clean=True)
+    cfg = TrainConfig(data=str(npz_pair), arch="seed", epochs=1, clean=True)  # scheme: the data's own
     train(cfg, tmp_path / "seed", progress=False)
     saved = json.loads((tmp_path / "seed" / "config.json").read_text())
+    assert saved["scheme"] == "kaggle15"
     assert (saved["batch"], saved["lr"], saved["loss"], saved["augment"]) == (50, 1e-4, "mse", False)
     assert Landmarker(tmp_path / "seed").config.arch == "seed"
 

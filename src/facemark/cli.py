@@ -56,10 +56,10 @@ def _model_option(p: argparse.ArgumentParser, default: str | None = "kaggle15") 
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
 
 
-def _data_options(p: argparse.ArgumentParser) -> None:
+def _data_options(p: argparse.ArgumentParser, required: bool = True) -> None:
     from facemark.readers import FORMATS
 
-    p.add_argument("--data", required=True, help="training.csv, face_images.npz folder, ytf68 folder or .pts folder")
+    p.add_argument("--data", required=required, help="training.csv, face_images.npz folder, ytf68 or .pts folder")
     p.add_argument("--format", choices=FORMATS, default=None, help="override the format detected from the path")
 
 
@@ -68,10 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
     t = verbs.add_parser("train", help="train a model on labelled faces")
-    _data_options(t)
+    _data_options(t, required=False)
     t.add_argument("--out", required=True, help="run folder: checkpoints, config, loss curve and the final model")
     t.add_argument("--config", default=None, help="a JSON recipe (configs/*.json); options given here override it")
-    t.add_argument("--scheme", choices=["kaggle15", "ibug68"], default=None, help="required unless --config names it")
+    t.add_argument("--scheme", choices=["kaggle15", "ibug68"], default=None, help="default: the data's own scheme")
     t.add_argument("--arch", default=None, help="fmnet (default) or seed (the article's network)")
     t.add_argument("--epochs", type=int, default=None, help="default 30")
     t.add_argument("--batch", type=int, default=None, help="default: the architecture's recipe")
@@ -135,9 +135,9 @@ def _cmd_train(a: argparse.Namespace) -> None:
         except (OSError, ValueError) as exc:
             raise FacemarkError(f"{a.config}: cannot read the recipe ({exc})") from None
     values.update({k: getattr(a, k) for k in _TRAIN_FIELDS if getattr(a, k) is not None})
-    if "scheme" not in values and not a.resume:
-        raise FacemarkError("--scheme is required (kaggle15 or ibug68) unless --config names it")
-    cfg = TrainConfig.from_dict({"scheme": "kaggle15", **values})
+    if not values.get("data") and not a.resume:
+        raise FacemarkError("--data is required (a training.csv, face_images.npz folder, ytf68 or .pts folder)")
+    cfg = TrainConfig.from_dict({"data": "", **values})
     result = train(cfg, a.out, resume=a.resume, progress=not a.quiet)
     best = result.best
     detail = f": val rmse_96 {best.rmse_96:.3f} px, nme_io {best.nme_io:.2f} %" if best else ""

@@ -47,7 +47,7 @@ class TrainConfig:
     """Everything that determines a run; saved as RUN_DIR/config.json. None = the arch's recipe."""
 
     data: str
-    scheme: str
+    scheme: str | None = None  # default: the data's own scheme
     arch: str = "fmnet"
     epochs: int | None = None  # default 30
     batch: int | None = None
@@ -67,7 +67,8 @@ class TrainConfig:
         """Fill the recipe defaults and check every value, so bad options fail before any work."""
         if self.arch not in ARCHS:
             raise FacemarkError(f"unknown architecture {self.arch!r}; known: {', '.join(ARCHS)}")
-        get_scheme(self.scheme)
+        if self.scheme is not None:
+            get_scheme(self.scheme)
         recipe = RECIPES[self.arch]
         cfg = replace(self, **{k: v for k, v in recipe.items() if getattr(self, k) is None})
         cfg = replace(cfg, epochs=30 if cfg.epochs is None else cfg.epochs)
@@ -100,8 +101,8 @@ def configure_threads(threads: int | None, deterministic: bool = False) -> None:
 
 def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Scheme, FaceCache, FaceCache]:
     """Read, check, crop once and split: (scheme, train cache, validation cache)."""
-    scheme = get_scheme(cfg.scheme)
     dataset = dataset or read_dataset(cfg.data, cfg.format)
+    scheme = get_scheme(cfg.scheme) if cfg.scheme else dataset.scheme
     if dataset.scheme != scheme and (dataset.scheme.name, scheme.name) != ("ibug68", "kaggle15"):
         raise FacemarkError(f"scheme {scheme.name} does not match the data ({dataset.scheme.name} points)")
     cache = build_cache(dataset, scheme, DEFAULT_CROPS[scheme.name])
@@ -244,6 +245,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     from facemark.models import build_model, load_keras_model
 
     scheme, train_set, val_set = prepare_data(cfg)
+    cfg = replace(cfg, scheme=scheme.name)
     spec = DEFAULT_CROPS[scheme.name]
     run_dir.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(run_dir / "config.json", json.dumps(asdict(cfg), indent=2).encode())

@@ -7,6 +7,7 @@ bounding box of their ground-truth points: the usual "GT box" protocol. A kaggle
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +15,11 @@ import numpy as np
 
 from facemark.bundle import ModelConfig
 from facemark.errors import FacemarkError
-from facemark.imaging import apply, points_box
+from facemark.imaging import apply, points_box, write_bytes_atomic
 from facemark.inference import Landmarker
 from facemark.metrics import NME_LIMIT, Metrics, compute_metrics
 from facemark.readers import Dataset
-from facemark.schemes import convert_points
+from facemark.schemes import convert_points, convertible
 
 PROTOCOL_CROPS = "images are face crops, fed as they are"
 PROTOCOL_GT_BOX = "GT box: each face cropped from the bounding box of its ground-truth points"
@@ -43,7 +44,7 @@ class EvalReport:
 def evaluate(landmarker: Landmarker, dataset: Dataset, batch: int = 256) -> EvalReport:
     """Predict every face and score it against the present ground-truth points."""
     scheme = landmarker.scheme
-    if dataset.scheme != scheme and (dataset.scheme.name, scheme.name) != ("ibug68", "kaggle15"):
+    if not convertible(dataset.scheme, scheme):
         raise FacemarkError(f"the model's scheme {scheme.name} does not match the data ({dataset.scheme.name} points)")
     crops, gts = [], []
     for s in dataset.samples:
@@ -97,11 +98,7 @@ def plot_ced(report: EvalReport, path: str | Path) -> None:
     except ImportError:
         raise FacemarkError("--plot needs matplotlib: pip install 'facemark[train]'") from None
     matplotlib.use("Agg")
-    import io
-
     import matplotlib.pyplot as plt
-
-    from facemark.imaging import write_bytes_atomic
 
     nme = np.sort(report.metrics.nme)
     fig, ax = plt.subplots(figsize=(5, 4))

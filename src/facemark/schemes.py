@@ -152,6 +152,11 @@ def _conversion_matrix() -> np.ndarray:
 IBUG68_TO_KAGGLE15 = _conversion_matrix()
 
 
+def convertible(source: Scheme, target: Scheme) -> bool:
+    """Whether points labelled in `source` can be scored or trained as `target`."""
+    return source == target or (source.name, target.name) == ("ibug68", "kaggle15")
+
+
 def convert_points(
     points: np.ndarray, mask: np.ndarray, source: Scheme, target: Scheme
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -159,10 +164,10 @@ def convert_points(
 
     A derived point is present only when every source point it averages is present.
     """
+    if not convertible(source, target):
+        raise FacemarkError(f"cannot convert {source.name} points to {target.name}")
     if source == target:
         return points, mask
-    if (source.name, target.name) != ("ibug68", "kaggle15"):
-        raise FacemarkError(f"cannot convert {source.name} points to {target.name}")
     m = IBUG68_TO_KAGGLE15
     filled = np.where(mask[..., None], points, 0.0)
     out = np.einsum("tk,...kc->...tc", m, filled)

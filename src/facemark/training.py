@@ -30,7 +30,7 @@ from facemark.losses import LOSSES
 from facemark.metrics import Metrics, compute_metrics
 from facemark.models import ARCHS
 from facemark.readers import Dataset, read_dataset
-from facemark.schemes import Scheme, get_scheme
+from facemark.schemes import Scheme, convertible, get_scheme
 from facemark.splits import split_indices
 
 # Per-architecture recipe defaults. The seed's are the article's: Adam 1e-4, batch 50, MSE,
@@ -103,7 +103,7 @@ def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Sche
     """Read, check, crop once and split: (scheme, train cache, validation cache)."""
     dataset = dataset or read_dataset(cfg.data, cfg.format)
     scheme = get_scheme(cfg.scheme) if cfg.scheme else dataset.scheme
-    if dataset.scheme != scheme and (dataset.scheme.name, scheme.name) != ("ibug68", "kaggle15"):
+    if not convertible(dataset.scheme, scheme):
         raise FacemarkError(f"scheme {scheme.name} does not match the data ({dataset.scheme.name} points)")
     cache = build_cache(dataset, scheme, DEFAULT_CROPS[scheme.name])
     if cfg.clean:

@@ -236,3 +236,15 @@ def test_a_fresh_process_prints_only_the_error_line(tmp_path):
         f"facemark: error: {tmp_path / 'bad.csv'}: no 'Image' column (not a Kaggle training.csv?)"
     ]
     assert not (tmp_path / "run").exists()
+
+
+def test_commands_that_need_the_training_extra_say_so(monkeypatch, capsys):
+    """On the light base install a Keras-only command names the extra to install, in one line."""
+    import facemark.cli as cli
+
+    def missing(_args):
+        raise ModuleNotFoundError("No module named 'keras'", name="keras")
+
+    monkeypatch.setitem(cli.COMMANDS, "export", missing)
+    rc = main(["export", "--model", "kaggle15", "--format", "onnx", "-o", "x.onnx"])
+    _one_error_line(capsys, rc, "pip install 'facemark[train]'")

@@ -236,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     except FacemarkError as exc:
         print(f"facemark: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:  # the light base install has no TensorFlow/Keras
+        print(f"facemark: error: '{args.verb}' needs {exc.name}: pip install 'facemark[train]'", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (keeps Python's exit flush quiet)
+        return 0
     except KeyboardInterrupt:
         print("facemark: interrupted", file=sys.stderr)
         return 130

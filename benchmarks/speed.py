@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from facemark.bundle import resolve_model
+from facemark.bundle import example_image, resolve_model
 from facemark.export import example_crops
 
 ROOT = Path(__file__).resolve().parents[1]
-PHOTO = ROOT / "src" / "facemark" / "assets" / "astronaut_face.png"
+PHOTO = example_image()
 
 
 def per_call(fn, n: int) -> float:

@@ -45,12 +45,6 @@ def main() -> int:
         print(f"ONNX check: largest difference {report.max_diff_px:.5f} px")
         config = ModelConfig.load(run)
         config.extra["train"]["data"] = "../shared/data/ytf68"  # not this machine's absolute path
-        if "holdout_identities" not in config.extra:  # runs made before training recorded it
-            from facemark.readers import read_dataset
-            from facemark.splits import holdout_people
-
-            ids = [s.identity for s in read_dataset(a.data).samples]
-            config.extra["holdout_identities"] = sorted(holdout_people(ids, cfg.val_fraction, cfg.seed))
         for name in (KERAS_NAME, ONNX_NAME):
             shutil.copy2(run / name, target / name)
         config.save(target)

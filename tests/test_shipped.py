@@ -34,9 +34,9 @@ def test_onnx_and_keras_agree_within_a_hundredth_of_a_pixel(name):
 
 
 def test_example_face_gets_a_plausible_face():
-    from facemark.cli import _example_image
+    from facemark.bundle import example_image
 
-    face = Landmarker("kaggle15").predict(_example_image())
+    face = Landmarker("kaggle15").predict(example_image())
     p = {lm.name: np.array([lm.x, lm.y]) for lm in face.landmarks}
     assert p["left_eye_center"][0] > p["right_eye_center"][0]  # subject's left is on the image right
     assert p["left_eye_center"][1] < p["nose_tip"][1] < p["mouth_center_bottom_lip"][1]

@@ -68,6 +68,11 @@ class ModelConfig:
             raise FacemarkError(f"{path}: invalid model config ({exc})") from None
 
 
+def example_image() -> Path:
+    """The shipped example face (NASA astronaut portrait, public domain, via scikit-image)."""
+    return Path(str(resources.files("facemark") / "assets" / "astronaut_face.png"))
+
+
 def shipped_models() -> list[str]:
     """Names of the models that ship inside the package."""
     root = resources.files("facemark") / "weights"

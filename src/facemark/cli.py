@@ -159,12 +159,6 @@ def _cmd_evaluate(a: argparse.Namespace) -> None:
     print(json.dumps(report.to_dict()) if a.json else format_report(report))
 
 
-def _example_image() -> Path:
-    from importlib import resources
-
-    return Path(str(resources.files("facemark") / "assets" / "astronaut_face.png"))
-
-
 def expand_images(args: list[str]) -> list[Path]:
     """Files, folders (their images, sorted) and glob patterns, in the order given."""
     import glob
@@ -196,10 +190,11 @@ def _cmd_predict(a: argparse.Namespace) -> None:
 
     from tqdm import tqdm
 
+    from facemark.bundle import example_image
     from facemark.imaging import draw_points, read_image, write_image_atomic
     from facemark.inference import Landmarker
 
-    paths = expand_images(a.images) or [_example_image()]
+    paths = expand_images(a.images) or [example_image()]
     landmarker = Landmarker(a.model, backend=a.backend, threads=a.threads)
     out_dir = Path(a.out) if a.out else None
     entries = []

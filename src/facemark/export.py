@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from facemark.augment import AugmentConfig, make_batch
-from facemark.bundle import KERAS_NAME, ModelConfig, resolve_model
+from facemark.bundle import KERAS_NAME, ModelConfig, example_image, resolve_model
 from facemark.errors import FacemarkError
 from facemark.imaging import CropSpec, crop_face, read_image, whole_image_box
 
@@ -37,9 +37,7 @@ class ExportReport:
 
 def example_crops(size: int, n: int = 64, seed: int = 0) -> np.ndarray:
     """Real face crops for calibration and checks: the shipped photo under jittered face boxes."""
-    from importlib import resources
-
-    photo = read_image(Path(str(resources.files("facemark") / "assets" / "astronaut_face.png")))
+    photo = read_image(example_image())
     box = whole_image_box(photo)
     side = box[2] - box[0]
     rng = np.random.default_rng(seed)

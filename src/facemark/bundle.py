@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from facemark.boxes import BoxRegressor
 from facemark.errors import FacemarkError
 from facemark.imaging import CropSpec, write_bytes_atomic
 from facemark.schemes import Scheme, get_scheme
@@ -36,6 +37,7 @@ class ModelConfig:
     crop: CropSpec
     pixel_scale: float = 1 / 255  # input = gray pixels * pixel_scale, as in the article
     extra: dict = field(default_factory=dict)  # provenance: data, metrics, training command
+    box_regressor: BoxRegressor | None = None  # re-frames a face from its points (detection, video)
 
     @property
     def scheme_obj(self) -> Scheme:
@@ -48,11 +50,13 @@ class ModelConfig:
             "crop": self.crop.to_dict(),
             "pixel_scale": self.pixel_scale,
             "extra": self.extra,
+            **({"box_regressor": self.box_regressor.to_dict()} if self.box_regressor else {}),
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        return cls(d["arch"], d["scheme"], CropSpec.from_dict(d["crop"]), float(d["pixel_scale"]), d.get("extra", {}))
+        box = BoxRegressor.from_dict(d["box_regressor"]) if "box_regressor" in d else None
+        return cls(d["arch"], d["scheme"], CropSpec.from_dict(d["crop"]), float(d["pixel_scale"]), d.get("extra", {}), box)
 
     def save(self, folder: Path) -> None:
         write_bytes_atomic(folder / CONFIG_NAME, json.dumps(self.to_dict(), indent=2).encode())

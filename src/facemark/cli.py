@@ -54,6 +54,28 @@ def _model_option(p: argparse.ArgumentParser, default: str | None = "kaggle15") 
         help="runtime (default: ONNX when the model has one)",
     )
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--detector", default="opencv", help="face detector: opencv (default), dlib or mediapipe")
+
+
+def _overlay_options(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--overlay", required=required, default=None, help="sunglasses, moustache, or an RGBA PNG")
+    p.add_argument("--anchor", action="append", default=[], help="for a PNG: NAME=X,Y pins a landmark, repeat 2+")
+
+
+def _overlay(a: argparse.Namespace):
+    from facemark.overlay import load_overlay, parse_anchors
+
+    return load_overlay(a.overlay, parse_anchors(a.anchor)) if a.overlay else None
+
+
+def _landmarker(a: argparse.Namespace):
+    """The model and detector a verb's shared options name; an unknown detector fails here, early."""
+    from facemark.detection import DETECTORS
+    from facemark.inference import Landmarker
+
+    if a.detector not in DETECTORS:
+        raise FacemarkError(f"unknown detector {a.detector!r}; known: {', '.join(DETECTORS)}")
+    return Landmarker(a.model, backend=a.backend, threads=a.threads, detector=a.detector)
 
 
 def _data_options(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -94,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_option(e, default=None)
     _data_options(e)
     e.add_argument("--holdout", action="store_true", help="only the identities the model's training held out")
+    e.add_argument("--box", choices=["gt", "detector"], default="gt", help="face boxes from the ground truth or --detector")
     e.add_argument("--json", action="store_true", help="one JSON object on stdout")
     e.add_argument("--plot", default=None, help="write the cumulative error curve to this PNG")
 
@@ -102,6 +125,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="*", help="face-crop images, folders or globs (default: the shipped example face)")
     p.add_argument("--json", action="store_true", help="a JSON list on stdout, one entry per image")
     p.add_argument("--out", default=None, help="folder for copies of the images with the points drawn")
+    d = verbs.add_parser("detect", help="every face in photos: boxes and landmarks in original pixels")
+    _model_option(d)
+    d.add_argument("images", nargs="*", help="images, folders or globs")
+    d.add_argument("--json", action="store_true", help="a JSON list on stdout, one entry per image")
+    d.add_argument("--out", default=None, help="folder for copies of the images with boxes and points drawn")
+
+    f = verbs.add_parser("filter", help="an overlay (sunglasses, moustache or your RGBA PNG) on every face")
+    _model_option(f)
+    f.add_argument("image", help="the photo")
+    _overlay_options(f, required=True)
+    f.add_argument("-o", "--output", default=None, help="the image to write (default: IMAGE-STEM_filtered.png here)")
+
+    v = verbs.add_parser("video", help="landmarks through a video file or camera, tracked and smoothed")
+    _model_option(v)
+    v.add_argument("input", nargs="?", default=None, help="a video file (or use --camera)")
+    v.add_argument("--camera", type=int, default=None, help="a live camera's index instead of a file")
+    v.add_argument("-o", "--output", default=None, help="video with the points (or overlay) drawn: .mp4 or .avi")
+    v.add_argument("--json", default=None, help="per-frame landmarks as a JSON file")
+    v.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    _overlay_options(v, required=False)
+    v.add_argument("--no-smooth", action="store_true", help="raw per-frame points (no One Euro filter)")
+    v.add_argument("--min-cutoff", type=float, default=None, help="One Euro: smoothing of a still face, Hz (0.5)")
+    v.add_argument("--beta", type=float, default=None, help="One Euro: less lag when moving (8.0)")
+
     x = verbs.add_parser("export", help="write the model as ONNX or LiteRT, checked against Keras")
     x.add_argument("--model", required=True, help="shipped model name, model folder, run folder or .keras file")
     x.add_argument("--format", required=True, help="onnx or tflite")
@@ -117,6 +164,57 @@ def _cmd_export(a: argparse.Namespace) -> None:
     r = export(a.model, a.format, a.precision, a.output, data=a.data)
     size = f"{r.size_bytes / 1024:.0f} KiB"
     print(f"wrote {r.path} ({r.format} {r.precision}, {size}): {r.max_diff_px:.4f} px from Keras at most")
+
+
+def _cmd_filter(a: argparse.Namespace) -> None:
+    from facemark.imaging import read_image, write_image_atomic
+    from facemark.overlay import apply_overlay
+
+    overlay = _overlay(a)
+    landmarker = _landmarker(a)
+    image = read_image(a.image, gray=False)
+    out = Path(a.output or f"{Path(a.image).stem}_filtered.png")
+    faces = landmarker.detect(image)
+    if not faces:
+        print(f"{a.image}: no face found; the image is written unchanged", file=sys.stderr)
+    write_image_atomic(out, apply_overlay(image, faces, overlay))
+    print(f"wrote {out} ({len(faces)} face{'s' * (len(faces) != 1)})")
+
+
+def _cmd_video(a: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from facemark.imaging import draw_faces
+    from facemark.overlay import apply_overlay
+    from facemark.tracking import FaceTracker, SmoothingConfig
+    from facemark.video import open_video, process_video
+
+    if (a.input is None) == (a.camera is None):
+        raise FacemarkError("video needs one input: a video file or --camera N")
+    if not a.output and not a.json:
+        raise FacemarkError("video needs somewhere to put its results: -o OUTPUT and/or --json FILE")
+    overlay = _overlay(a)
+    source = a.camera if a.camera is not None else a.input
+    defaults = SmoothingConfig()
+    smoothing = None if a.no_smooth else SmoothingConfig(
+        a.min_cutoff if a.min_cutoff is not None else defaults.min_cutoff,
+        a.beta if a.beta is not None else defaults.beta,
+    )
+    cap, info = open_video(source)
+    cap.release()
+    tracker = FaceTracker(_landmarker(a), fps=info.fps, smoothing=smoothing)
+
+    def render(frame, faces):
+        return apply_overlay(frame, faces, overlay) if overlay else draw_faces(frame, faces)
+
+    bar = tqdm(total=info.frames or None, unit="frame", file=sys.stderr)
+    entries = process_video(
+        source, tracker.update, render, a.output, a.json, on_frame=lambda i, n: bar.update(1), max_frames=a.max_frames
+    )
+    bar.close()
+    missing = sum(not e["faces"] for e in entries)
+    wrote = " and ".join(str(p) for p in (a.output, a.json) if p)
+    print(f"{len(entries)} frames, {missing} without a face, detector run on {tracker.detections}; wrote {wrote}")
 
 
 _TRAIN_FIELDS = (
@@ -149,11 +247,11 @@ def _cmd_evaluate(a: argparse.Namespace) -> None:
     from facemark.inference import Landmarker
     from facemark.readers import read_dataset
 
-    landmarker = Landmarker(a.model, backend=a.backend, threads=a.threads)
+    landmarker = _landmarker(a)
     dataset = read_dataset(a.data, a.format)
     if a.holdout:
         dataset = holdout(dataset, landmarker.config)
-    report = evaluate(landmarker, dataset)
+    report = evaluate(landmarker, dataset, box=a.box)
     if a.plot:
         plot_ced(report, a.plot)
     print(json.dumps(report.to_dict()) if a.json else format_report(report))
@@ -185,41 +283,73 @@ def expand_images(args: list[str]) -> list[Path]:
 CHUNK = 256  # images decoded and predicted together: one batch, bounded memory
 
 
-def _cmd_predict(a: argparse.Namespace) -> None:
+def _images_in_chunks(paths: list[Path], run, out: str | None, draw):
+    """(path, result) for every image: decoded two at a time, `run` over a chunk at once, and with
+    --out a copy drawn by `draw(image, result)`; memory stays bounded by the chunk."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
 
-    from facemark.bundle import example_image
-    from facemark.imaging import draw_points, read_image, write_image_atomic
-    from facemark.inference import Landmarker
+    from facemark.imaging import read_image, write_image_atomic
 
-    paths = expand_images(a.images) or [example_image()]
-    landmarker = Landmarker(a.model, backend=a.backend, threads=a.threads)
-    out_dir = Path(a.out) if a.out else None
-    entries = []
+    out_dir = Path(out) if out else None
     bar = tqdm(total=len(paths), unit="img", file=sys.stderr, disable=len(paths) <= CHUNK)
     with ThreadPoolExecutor(2) as pool:  # OpenCV decodes outside the GIL: both cores busy
         for start in range(0, len(paths), CHUNK):
             chunk = paths[start : start + CHUNK]
             images = list(pool.map(lambda p: read_image(p, gray=False), chunk))
-            faces = landmarker.predict_many(images)
+            results = run(images)
             if out_dir:
                 out_dir.mkdir(parents=True, exist_ok=True)
-                for path, image, face in zip(chunk, images, faces):
-                    write_image_atomic(out_dir / f"{path.stem}.png", draw_points(image, face.points))
-            for path, face in zip(chunk, faces):
-                entries.append({"image": str(path), "points": face.to_dict()["points"]})
-                if not a.json:
-                    print(f"{path}:")
-                    print("\n".join(f"  {p.name:<26} {p.x:8.2f} {p.y:8.2f}" for p in face.landmarks))
+                for path, image, result in zip(chunk, images, results):
+                    write_image_atomic(out_dir / f"{path.stem}.png", draw(image, result))
+            yield from zip(chunk, results)
             bar.update(len(chunk))
     bar.close()
+
+
+def _cmd_predict(a: argparse.Namespace) -> None:
+    from facemark.bundle import example_image
+    from facemark.imaging import draw_points
+
+    landmarker = _landmarker(a)
+    entries = []
+    paths = expand_images(a.images) or [example_image()]
+    for path, face in _images_in_chunks(paths, landmarker.predict_many, a.out, lambda im, f: draw_points(im, f.points)):
+        entries.append({"image": str(path), "points": face.to_dict()["points"]})
+        if not a.json:
+            print(f"{path}:")
+            print("\n".join(f"  {p.name:<26} {p.x:8.2f} {p.y:8.2f}" for p in face.landmarks))
     if a.json:
         print(json.dumps(entries))
 
 
-COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict, "export": _cmd_export}
+def _cmd_detect(a: argparse.Namespace) -> None:
+    from facemark.imaging import draw_faces
+
+    if not a.images:
+        raise FacemarkError("detect needs at least one image, folder or glob")
+    landmarker = _landmarker(a)
+    entries = []
+    for path, faces in _images_in_chunks(expand_images(a.images), landmarker.detect_many, a.out, draw_faces):
+        entries.append({"image": str(path), "faces": [f.to_dict() for f in faces]})
+        if not a.json:
+            print(f"{path}: {len(faces)} face{'s' * (len(faces) != 1)}")
+            for f in faces:
+                print("  box " + " ".join(f"{v:.1f}" for v in f.box) + f"  score {f.score:.2f}")
+    if a.json:
+        print(json.dumps(entries))
+
+
+COMMANDS = {
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "predict": _cmd_predict,
+    "detect": _cmd_detect,
+    "filter": _cmd_filter,
+    "video": _cmd_video,
+    "export": _cmd_export,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,8 @@ from facemark.schemes import convert_points, convertible
 
 PROTOCOL_CROPS = "images are face crops, fed as they are"
 PROTOCOL_GT_BOX = "GT box: each face cropped from the bounding box of its ground-truth points"
+PROTOCOL_DETECTOR = "detector: each face found by the {} detector, errors over the faces found"
+BOXES = ("gt", "detector")
 
 
 @dataclass
@@ -31,34 +33,67 @@ class EvalReport:
     protocol: str
     model_scheme: str
     data_scheme: str
+    detection_rate: float | None = None  # % of faces the detector found (box="detector" only)
 
     def to_dict(self) -> dict:
+        rate = {} if self.detection_rate is None else {"detection_rate": round(self.detection_rate, 2)}
         return {
             **self.metrics.to_dict(),
+            **rate,
             "protocol": self.protocol,
             "scheme": self.model_scheme,
             "data_scheme": self.data_scheme,
         }
 
 
-def evaluate(landmarker: Landmarker, dataset: Dataset, batch: int = 256) -> EvalReport:
-    """Predict every face and score it against the present ground-truth points."""
+def evaluate(landmarker: Landmarker, dataset: Dataset, batch: int = 256, box: str = "gt") -> EvalReport:
+    """Predict every face and score it against the present ground-truth points.
+
+    box="gt" crops each face from its ground truth; box="detector" finds it with the landmarker's
+    detector first, as a user's photo would be, and reports the share of faces found.
+    """
     scheme = landmarker.scheme
     if not convertible(dataset.scheme, scheme):
         raise FacemarkError(f"the model's scheme {scheme.name} does not match the data ({dataset.scheme.name} points)")
-    crops, gts = [], []
+    if box not in BOXES:
+        raise FacemarkError(f"unknown box source {box!r}; known: {', '.join(BOXES)}")
+    crops, gts, matrices = [], [], []
     for s in dataset.samples:
-        box = None if dataset.crops else points_box(s.points, s.mask)
-        crop, matrix = landmarker.crop(s.image, box)
+        crop, matrix = landmarker.crop(s.image, None if dataset.crops else points_box(s.points, s.mask))
         gt = apply(matrix, np.where(s.mask[:, None], s.points, np.nan))
         gt, _ = convert_points(gt, s.mask, dataset.scheme, scheme)
         crops.append(crop)
         gts.append(gt)
-    pred = landmarker.predict_crops(np.stack(crops), batch=batch)
+        matrices.append(matrix)
+    gts = np.stack(gts)
     # Errors in the model's crop frame: for Kaggle crops and the GT box alike, pixels of 96x96.
-    metrics = compute_metrics(pred * 96.0 / landmarker.size, np.stack(gts) * 96.0 / landmarker.size, scheme)
-    protocol = PROTOCOL_CROPS if dataset.crops else PROTOCOL_GT_BOX
-    return EvalReport(metrics, protocol, scheme.name, dataset.scheme.name)
+    to96 = 96.0 / landmarker.size
+    if box == "gt":
+        pred = landmarker.predict_crops(np.stack(crops), batch=batch)
+        protocol = PROTOCOL_CROPS if dataset.crops else PROTOCOL_GT_BOX
+        return EvalReport(compute_metrics(pred * to96, gts * to96, scheme), protocol, scheme.name, dataset.scheme.name)
+    found = _detected_points(landmarker, dataset)
+    hit = [i for i, p in enumerate(found) if p is not None]
+    if not hit:
+        raise FacemarkError(f"the {landmarker.detector.name} detector found none of the {len(dataset)} faces")
+    pred = np.stack([apply(matrices[i], found[i]) for i in hit])
+    metrics = compute_metrics(pred * to96, gts[hit] * to96, scheme)
+    protocol = PROTOCOL_DETECTOR.format(landmarker.detector.name)
+    return EvalReport(metrics, protocol, scheme.name, dataset.scheme.name, 100.0 * len(hit) / len(dataset))
+
+
+def _detected_points(landmarker: Landmarker, dataset: Dataset, chunk: int = 64) -> list[np.ndarray | None]:
+    """Per sample, the points of the detected face on its ground truth (None when none was found)."""
+    out: list[np.ndarray | None] = []
+    for start in range(0, len(dataset), chunk):
+        samples = dataset.samples[start : start + chunk]
+        for s, faces in zip(samples, landmarker.detect_many([s.image for s in samples])):
+            gt_box = points_box(s.points, s.mask)
+            inside = [f for f in faces if gt_box[0] <= f.centre[0] <= gt_box[2] and gt_box[1] <= f.centre[1] <= gt_box[3]]
+            centre = (gt_box[:2] + gt_box[2:]) / 2
+            best = min(inside, key=lambda f: np.hypot(*(np.asarray(f.centre) - centre)), default=None)
+            out.append(None if best is None else best.points)
+    return out
 
 
 def holdout(dataset: Dataset, config: ModelConfig) -> Dataset:
@@ -79,6 +114,7 @@ def format_report(report: EvalReport) -> str:
         f"protocol   {report.protocol}",
         f"scheme     {report.model_scheme} (data: {report.data_scheme})",
         f"n          {m.n} images ({m.n_nme} with both outer eye corners for NME)",
+        *([f"detected   {report.detection_rate:.2f} % of faces"] if report.detection_rate is not None else []),
         f"rmse_96    {m.rmse_96:.3f} px",
         f"nme_io     {m.nme_io:.3f} %",
         f"fr_10      {m.fr_10:.2f} %",

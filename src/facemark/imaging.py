@@ -117,7 +117,12 @@ def whole_image_box(image: np.ndarray) -> np.ndarray:
 
 
 def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """Resample `image` through `matrix`; shrinks first with area averaging to avoid aliasing."""
+    """Resample `image` through `matrix`; shrinks first with area averaging to avoid aliasing.
+
+    Only the part of the image the crop covers is touched, so a face in a large frame costs
+    what a face in a small one does.
+    """
+    image, matrix = _covered_part(image, matrix, size)
     k = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     if k < 0.5:
         h, w = image.shape[:2]
@@ -128,6 +133,20 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
         pre = np.array([[fx, 0.0, (fx - 1) / 2], [0.0, fy, (fy - 1) / 2]])
         matrix = compose(matrix, invert(pre))
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _covered_part(image: np.ndarray, matrix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The image region under the crop (a view; clipped at the image's edges) and its matrix."""
+    corners = apply(invert(matrix), np.array([[-1.0, -1.0], [size, -1.0], [-1.0, size], [size, size]]))
+    h, w = image.shape[:2]
+    x0, y0 = (max(0, int(np.floor(v)) - 2) for v in corners.min(axis=0))
+    x1, y1 = min(w, int(np.ceil(corners[:, 0].max())) + 3), min(h, int(np.ceil(corners[:, 1].max())) + 3)
+    if x1 <= x0 or y1 <= y0:  # the crop lies wholly outside: keep the nearest edge pixels
+        x0, y0 = min(max(x0, 0), w - 1), min(max(y0, 0), h - 1)
+        x1, y1 = x0 + 1, y0 + 1
+    shifted = matrix.copy()
+    shifted[:, 2] += matrix[:, :2] @ np.array([x0, y0], dtype=np.float64)
+    return image[y0:y1, x0:x1], shifted
 
 
 def crop_face(image: np.ndarray, box: np.ndarray, spec: CropSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -157,13 +176,26 @@ def to_original(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return apply(invert(matrix), points)
 
 
-def draw_points(image: np.ndarray, points: np.ndarray, color: tuple[int, int, int] = (0, 255, 0)) -> np.ndarray:
+def draw_points(
+    image: np.ndarray, points: np.ndarray, color: tuple[int, int, int] = (0, 255, 0), radius: int | None = None
+) -> np.ndarray:
     """A BGR copy of the image with the points drawn, sized to stay visible on any resolution."""
     out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
-    radius = max(1, round(max(out.shape[:2]) / 150))
+    radius = radius or max(1, round(max(out.shape[:2]) / 150))
     for x, y in points:
         if np.isfinite(x) and np.isfinite(y):
             cv2.circle(out, (round(float(x)), round(float(y))), radius, color, -1, cv2.LINE_AA)
+    return out
+
+
+def draw_faces(image: np.ndarray, faces: list) -> np.ndarray:
+    """A BGR copy with each face's box and points drawn (faces: `FaceLandmarks`)."""
+    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+    thickness = max(1, round(max(out.shape[:2]) / 400))
+    for face in faces:
+        x0, y0, x1, y1 = (round(float(v)) for v in face.box)
+        cv2.rectangle(out, (x0, y0), (x1, y1), (255, 160, 0), thickness, cv2.LINE_AA)
+        out = draw_points(out, face.points, radius=max(1, round((x1 - x0) / 40)))
     return out
 
 

@@ -6,12 +6,13 @@ no TensorFlow) and Keras for one that only has `model.keras` (fresh training run
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from facemark.bundle import KERAS_NAME, ONNX_NAME, ModelConfig, resolve_model
+from facemark.detection import Detector, FaceBox, get_detector
 from facemark.errors import FacemarkError
 from facemark.imaging import CropSpec, crop_face, read_image, to_gray, to_original, whole_image_box
 from facemark.schemes import Scheme
@@ -30,14 +31,18 @@ class Landmark:
 class FaceLandmarks:
     """One face's points in the caller's pixels, with the scheme that names them."""
 
-    points: np.ndarray  # (K, 2) float, original pixels
-    scheme: Scheme
+    points: np.ndarray = field(repr=False)  # (K, 2) float, original pixels
+    scheme: Scheme = field(repr=False)
     box: tuple[float, float, float, float]  # the face box the crop was built from
     score: float = 1.0
 
     @property
     def landmarks(self) -> list[Landmark]:
         return [Landmark(n, float(x), float(y)) for n, (x, y) in zip(self.scheme.point_names, self.points)]
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
 
     def to_dict(self) -> dict:
         return {
@@ -81,13 +86,27 @@ def _onnxruntime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-class Landmarker:
-    """A landmark model ready to run: `Landmarker("kaggle15").predict("face.jpg")`.
+# Detection re-frames each face from its own points this many times: detector boxes are rough.
+REFINE_PASSES = 2
+# A real face's points barely move between the last two passes and agree with its mirror image;
+# things a detector mistakes for faces make the model wander. Limit as a fraction of the box side.
+MAX_DOUBT = 0.08
 
-    `model` is a shipped model's name, a model or run folder, or a `.keras` / `.onnx` file.
+
+class Landmarker:
+    """A landmark model ready to run: `Landmarker("kaggle15").detect("group.jpg")`.
+
+    `model` is a shipped model's name, a model or run folder, or a `.keras` / `.onnx` file;
+    `detector` a detector's name (opencv, dlib, mediapipe) or a `Detector`, built on first use.
     """
 
-    def __init__(self, model: str | Path = "kaggle15", backend: str = "auto", threads: int | None = None):
+    def __init__(
+        self,
+        model: str | Path = "kaggle15",
+        backend: str = "auto",
+        threads: int | None = None,
+        detector: str | Detector = "opencv",
+    ):
         if backend not in BACKENDS:
             raise FacemarkError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
         folder = resolve_model(model)
@@ -108,6 +127,13 @@ class Landmarker:
                 raise FacemarkError(f"{folder}: no {KERAS_NAME} in this model")
             self._run = _KerasRunner(keras_path)
         self.backend = backend
+        self._detector = detector
+
+    @property
+    def detector(self) -> Detector:
+        if not isinstance(self._detector, Detector):
+            self._detector = get_detector(self._detector)
+        return self._detector
 
     def predict_crops(self, crops: np.ndarray, batch: int = 256) -> np.ndarray:
         """(N, S, S) uint8 gray crops -> (N, K, 2) points in crop pixels."""
@@ -148,3 +174,61 @@ class Landmarker:
             FaceLandmarks(to_original(p, m), self.scheme, tuple(float(v) for v in b))
             for p, m, b in zip(points, matrices, used)
         ]
+
+    def detect(self, image: np.ndarray | str | Path) -> list[FaceLandmarks]:
+        """Every face in a photo, left to right; an empty list when there is none."""
+        return self.detect_many([image])[0]
+
+    def detect_many(self, images: list) -> list[list[FaceLandmarks]]:
+        """Every face in each image (paths or arrays); all faces go through the model together."""
+        grays = [to_gray(read_image(im) if not isinstance(im, np.ndarray) else im) for im in images]
+        found = [self.detector.detect(g) for g in grays]
+        owners = [i for i, boxes in enumerate(found) for _ in boxes]
+        flat = [b for boxes in found for b in boxes]
+        points, doubt = self.fit_boxes(grays, owners, np.array([b.as_array() for b in flat]).reshape(-1, 4))
+        out: list[list[FaceLandmarks]] = [[] for _ in images]
+        for i, box, pts, d in zip(owners, flat, points, doubt):
+            if d <= MAX_DOUBT:
+                out[i].append(FaceLandmarks(pts, self.scheme, (box.x0, box.y0, box.x1, box.y1), box.score))
+        return out
+
+    def fit_boxes(
+        self, grays: list[np.ndarray], owners: list[int], boxes: np.ndarray, passes: int = REFINE_PASSES
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Points (N, K, 2) of the face in each box of image `grays[owners[n]]`, and how face-like
+        each is: the largest disagreement (fraction of the box side) between the last two passes
+        and between the crop and its mirror image. Boxes are re-framed `passes` times from the points.
+        """
+        regress = self.config.box_regressor
+        passes = passes if regress else 0
+        points = np.zeros((len(boxes), self.scheme.num_points, 2))
+        doubt = np.zeros(len(boxes))
+        for p in range(passes + 1):
+            if not len(boxes):
+                break
+            crops, matrices = zip(*(crop_face(grays[i], b, self.config.crop) for i, b in zip(owners, boxes)))
+            last = p == passes
+            pred = self.predict_crops(np.stack(crops + tuple(c[:, ::-1] for c in crops) * last))
+            if last:  # the mirror image's points, un-mirrored: a second opinion, averaged in
+                mirrored = self._unmirror(pred[len(crops) :])
+                pred = pred[: len(crops)]
+                doubt = np.abs(pred - mirrored).max(axis=(1, 2)) / self.size * self.config.crop.scale
+                pred = (pred + mirrored) / 2
+            new = np.stack([to_original(q, m) for q, m in zip(pred, matrices)])
+            if p:
+                settle = np.abs(new - points).max(axis=(1, 2)) / (boxes[:, 2] - boxes[:, 0])
+                doubt = np.maximum(doubt, settle) if last else doubt
+            points = new
+            if not last:
+                boxes = regress(points)
+        return points, doubt
+
+    def _unmirror(self, points: np.ndarray) -> np.ndarray:
+        """Points predicted on mirrored crops, mapped back onto the unmirrored crop."""
+        out = points[:, self.scheme.flip_permutation()].copy()
+        out[..., 0] = self.size - 1 - out[..., 0]
+        return out
+
+
+def face_box(face: FaceLandmarks) -> FaceBox:
+    return FaceBox(*face.box, score=face.score)

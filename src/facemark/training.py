@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from facemark.augment import AugmentConfig, FaceCache, build_cache, make_batch
+from facemark.boxes import BoxRegressor
 from facemark.bundle import DEFAULT_CROPS, KERAS_NAME, ModelConfig
 from facemark.errors import FacemarkError
-from facemark.imaging import write_bytes_atomic
+from facemark.imaging import CropSpec, write_bytes_atomic
 from facemark.losses import LOSSES
 from facemark.metrics import Metrics, compute_metrics
 from facemark.models import ARCHS
@@ -113,6 +114,17 @@ def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Sche
         cache = cache.subset(np.flatnonzero(complete))
     train_idx, val_idx = split_indices(cache.identities, cfg.val_fraction, cfg.seed)
     return scheme, cache.subset(train_idx), cache.subset(val_idx)
+
+
+def fit_box_regressor(cache: FaceCache, spec: CropSpec) -> BoxRegressor | None:
+    """Learn the crop box from the points: in cache pixels every face's box is the same square."""
+    side = spec.size / spec.scale
+    centre = (cache.images.shape[1] - 1) / 2 - np.asarray(spec.shift) * side
+    n = len(cache)
+    try:
+        return BoxRegressor.fit(cache.points.astype(np.float64), np.tile(centre, (n, 1)), np.full(n, side))
+    except ValueError:  # too few complete faces: detection then uses the detector's box as it is
+        return None
 
 
 def _compile(model, cfg: TrainConfig, steps_total: int) -> None:
@@ -250,6 +262,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(run_dir / "config.json", json.dumps(asdict(cfg), indent=2).encode())
     model_config = ModelConfig(cfg.arch, scheme.name, spec, extra={"train": asdict(cfg)})
+    model_config.box_regressor = fit_box_regressor(train_set, spec)
     if all(i is not None for i in val_set.identities):
         model_config.extra["holdout_identities"] = sorted(set(val_set.identities))
 

@@ -87,5 +87,34 @@ def mediapipe_main() -> None:
     json.dump(out, sys.stdout)
 
 
+def mediapipe_video_main(frames_path: str) -> None:
+    """In the MediaPipe venv: face mesh in video mode over frames (.npy, N x H x W x 3 BGR);
+    prints {"points": [[15 x 2] | null per frame], "fps": frames per second}."""
+    import time
+
+    import cv2
+    import mediapipe as mp
+
+    frames = np.load(frames_path)
+    names = list(MESH_TO_KAGGLE15)
+    h, w = frames.shape[1:3]
+    out = []
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1) as mesh:
+        t = time.perf_counter()
+        for bgr in frames:
+            result = mesh.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            if not result.multi_face_landmarks:
+                out.append(None)
+                continue
+            lm = result.multi_face_landmarks[0].landmark
+            pts = np.array([[p.x * w, p.y * h] for p in lm]) - 0.5
+            out.append([pts[MESH_TO_KAGGLE15[n]].mean(axis=0).tolist() for n in names])
+        fps = len(frames) / (time.perf_counter() - t)
+    json.dump({"points": out, "fps": fps}, sys.stdout)
+
+
 if __name__ == "__main__":
-    mediapipe_main()
+    if len(sys.argv) > 2 and sys.argv[1] == "video":
+        mediapipe_video_main(sys.argv[2])
+    else:
+        mediapipe_main()

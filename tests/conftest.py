@@ -137,3 +137,14 @@ needs_ytf68 = pytest.mark.skipif(
 )
 
 __all__ = ["IBUG68", "KAGGLE15", "YTF68", "kaggle_samples", "needs_ytf68", "synthetic_face", "write_ytf68_like"]
+
+
+def face_photo(positions: list[tuple[int, int]], size: tuple[int, int] = (320, 560), face: int = 124) -> np.ndarray:
+    """A grey BGR 'photo' with the shipped real face (astronaut) pasted at each (x, y) top-left."""
+    from facemark.bundle import example_image
+
+    src = cv2.resize(cv2.imread(str(example_image())), (face, face), interpolation=cv2.INTER_AREA)
+    photo = np.full((*size, 3), 110, np.uint8)
+    for x, y in positions:
+        photo[y : y + face, x : x + face] = src
+    return photo

@@ -44,3 +44,20 @@ def test_points_box_uses_present_points_only():
 def test_crop_output_size(size):
     crop, _ = crop_face(np.zeros((50, 70, 3), np.uint8), np.array([5.0, 5.0, 40.0, 45.0]), CropSpec(size, 1.2))
     assert crop.shape == (size, size) and crop.dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+    "box, mark",
+    [([300.0, 500.0, 400.0, 600.0], (360, 542)), ([-60.0, -40.0, 40.0, 60.0], (10, 15)),
+     ([1150.0, 1130.0, 1250.0, 1230.0], (1190, 1185))],
+)  # fmt: skip
+def test_a_small_face_in_a_large_frame_lands_where_the_matrix_says(box, mark):
+    # Crops read only the part of the frame they cover; the mark must not move, inside or at an edge.
+    img = np.full((1200, 1200), 40, np.uint8)
+    x, y = mark
+    img[y - 3 : y + 4, x - 3 : x + 4] = 255
+    crop, m = crop_face(img, np.array(box), CropSpec(96, 1.25))
+    ys, xs = np.nonzero(crop > 127)
+    expected = apply(m, np.array([[x, y]], dtype=float))[0]
+    assert abs(xs.mean() - expected[0]) < 0.6 and abs(ys.mean() - expected[1]) < 0.6
+    np.testing.assert_allclose(to_original(apply(m, np.array([[x, y]], dtype=float)), m), [[x, y]], atol=1e-9)

@@ -111,7 +111,7 @@ class OpenCVDetector(Detector):
     """OpenCV's frontal-face Haar cascade: offline, no download, ~20 ms on a 640x480 frame."""
 
     name = "opencv"
-    calibration = Calibration(dx=0.004, dy=0.157, scale=0.874)
+    calibration = Calibration(dx=0.0, dy=0.157, scale=0.874)
     CASCADE = "haarcascade_frontalface_default.xml"
 
     def __init__(self, min_neighbors: int = 3, min_face: float = 1 / 16) -> None:
@@ -144,7 +144,7 @@ class DlibDetector(Detector):
 
     name = "dlib"
     requires = "dlib"
-    calibration = Calibration(dx=0.0, dy=0.0, scale=1.0)
+    calibration = Calibration(dx=0.012, dy=0.112, scale=0.981)
 
     def __init__(self, upsample: int = 1) -> None:
         super().__init__()
@@ -167,7 +167,7 @@ class MediaPipeDetector(Detector):
 
     name = "mediapipe"
     requires = "mediapipe"
-    calibration = Calibration(dx=0.0, dy=0.0, scale=1.0)
+    calibration = Calibration(dx=0.008, dy=0.097, scale=0.929)
 
     def __init__(self, min_confidence: float = 0.5) -> None:
         super().__init__()

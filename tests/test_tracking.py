@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from conftest import face_photo
+from facemark import Landmarker
+from facemark.tracking import FaceTracker, OneEuroFilter, SmoothingConfig
+
+
+def test_one_euro_steadies_a_still_point_and_follows_a_moving_one():
+    rng = np.random.default_rng(0)
+    dt, side = 1 / 30, 100.0
+    still = OneEuroFilter()
+    noisy = 50 + rng.normal(0, 0.1, (300, 1, 2))  # jitter of 0.1 % of the face side
+    out = np.stack([still(p, dt, side) for p in noisy])
+    assert out[60:].std() < noisy[60:].std() / 3
+
+    # Walking pace: one face side per second. After settling, the lag stays within one frame.
+    moving = OneEuroFilter()
+    speed = side * dt  # px per frame
+    track = np.stack([np.array([[i * speed, 0.0]]) for i in range(120)])
+    smoothed = np.stack([moving(p, dt, side) for p in track])
+    lag_frames = (track[60:, 0, 0] - smoothed[60:, 0, 0]) / speed
+    assert 0 <= lag_frames.max() <= 1.0
+
+
+def test_without_smoothing_the_filter_is_not_used():
+    assert SmoothingConfig().beta > 0  # the default smooths
+
+
+@pytest.fixture(scope="module")
+def landmarker():
+    return Landmarker("kaggle15")
+
+
+def test_tracking_loses_a_face_that_leaves_and_finds_it_again(landmarker):
+    face, blank = face_photo([(200, 80)]), face_photo([])
+    frames = [face] * 10 + [blank] * 10 + [face] * 10
+    tracker = FaceTracker(landmarker, fps=30)
+    seen = [len(tracker.update(f)) for f in frames]
+    assert seen[:10] == [1] * 10
+    lost_by = tracker.verify_every + tracker.patience  # frames a vanished face may still be reported
+    assert seen[10 + lost_by : 20] == [0] * (10 - lost_by)
+    assert seen[20:] == [1] * 10
+    assert tracker.detections < len(frames) - 5  # most faces came from tracking, not detection
+
+
+def test_tracked_points_follow_a_moving_face(landmarker):
+    tracker = FaceTracker(landmarker, fps=30, smoothing=None)
+    for i in range(12):
+        (face,) = tracker.update(face_photo([(100 + 8 * i, 80)]))
+    still = landmarker.detect(face_photo([(100 + 8 * 11, 80)]))[0]
+    np.testing.assert_allclose(face.points, still.points, atol=3.0)  # 2.4 % of the face

@@ -110,6 +110,8 @@ def main() -> int:
         kaggle_ds = read_dataset(Path(tmp) / "training.csv")
     rows["facemark kaggle15 (Kaggle-format crops)"] = (evaluate(k15, kaggle_ds).metrics, 100.0)
     rows["facemark kaggle15 (GT box)"] = (evaluate(k15, ds).metrics, 100.0)
+    through = evaluate(k15, ds, box="detector")
+    rows["facemark kaggle15 (own opencv detector)"] = (through.metrics, through.detection_rate)
     ds68 = holdout(read_dataset(a.data), i68.config)
     rows["facemark ibug68 (GT box, 68 points)"] = (evaluate(i68, ds68).metrics, 100.0)
 
@@ -131,7 +133,10 @@ def main() -> int:
         print(f"{name:<42} {rate:8.1f} {m.rmse_96:8.3f} {m.nme_io:9.3f} {m.fr_10:8.2f} {m.auc_10:7.3f}")
     k15_rows = {n: m for n, (m, _) in rows.items() if "68 points" not in n}
     print("\nper-point mean error, px of the 96x96 kaggle15 frame:")
-    short = [n.split(" (")[0].replace("facemark ", "") + (" crops" if "crops" in n else "") for n in k15_rows]
+    tags = {"crops": " crops", "detector": " det"}
+    short = [
+        n.split(" (")[0].replace("facemark ", "") + "".join(t for k, t in tags.items() if k in n) for n in k15_rows
+    ]
     print(f"{'point':<26}" + "".join(f"{s[:14]:>15}" for s in short))
     for point in KAGGLE15.point_names:
         print(f"{point:<26}" + "".join(f"{m.per_point[point]:15.2f}" for m in k15_rows.values()))

@@ -72,9 +72,12 @@ def main() -> None:
         t = time.perf_counter()
         report = evaluate(landmarker, held, box="detector")
         ms = (time.perf_counter() - t) / len(held) * 1000
-        false = f"{'%d/%d' % false_faces(landmarker, Path(a.negatives)) if a.negatives else '-':>7}"
+        false = "{}/{}".format(*false_faces(landmarker, Path(a.negatives))) if a.negatives else "-"
         m = report.metrics
-        print(f"{name:10} {report.detection_rate:8.2f} {m.nme_io:9.3f} {m.rmse_96:8.3f} {m.fr_10:8.2f} {ms:9.1f} {false}")
+        print(
+            f"{name:10} {report.detection_rate:8.2f} {m.nme_io:9.3f}"
+            f" {m.rmse_96:8.3f} {m.fr_10:8.2f} {ms:9.1f} {false:>7}"
+        )
     print(f"({len(held)} held-out faces; errors over the faces found, in the GT box's 96 px frame)")
 
 

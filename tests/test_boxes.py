@@ -1,7 +1,8 @@
 import numpy as np
 
-from conftest import mean_face68
 from facemark.boxes import BoxRegressor
+
+from conftest import mean_face68
 
 
 def _similar(points: np.ndarray, scale: float, angle: float, shift) -> np.ndarray:

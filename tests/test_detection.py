@@ -3,9 +3,10 @@ import importlib.util
 import numpy as np
 import pytest
 
-from conftest import face_photo
 from facemark import FacemarkError, Landmarker
 from facemark.detection import Calibration, OpenCVDetector, get_detector
+
+from conftest import face_photo
 
 
 @pytest.fixture(scope="module")

@@ -76,3 +76,12 @@ def test_shipped_models_beat_the_mean_shape_by_a_wide_margin_on_held_out_faces(n
     gts = np.stack(gts)
     baseline = compute_metrics(np.broadcast_to(gts.mean(axis=0), gts.shape), gts, lm.scheme)
     assert ours.nme_io < 0.5 * baseline.nme_io, (ours.nme_io, baseline.nme_io)
+
+
+def test_shipped_model_files_fit_the_size_budget():
+    # Phones and pip: every shipped network file stays under 1 MB.
+    from importlib import resources
+
+    for path in (resources.files("facemark") / "weights").iterdir():
+        for name in ("model.keras", "model.onnx"):
+            assert (path / name).stat().st_size < 1_000_000, f"{path.name}/{name}"

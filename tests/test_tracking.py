@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from conftest import face_photo
 from facemark import Landmarker
 from facemark.tracking import FaceTracker, OneEuroFilter, SmoothingConfig
+
+from conftest import face_photo
 
 
 def test_one_euro_steadies_a_still_point_and_follows_a_moving_one():

@@ -56,7 +56,9 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         box = BoxRegressor.from_dict(d["box_regressor"]) if "box_regressor" in d else None
-        return cls(d["arch"], d["scheme"], CropSpec.from_dict(d["crop"]), float(d["pixel_scale"]), d.get("extra", {}), box)
+        return cls(
+            d["arch"], d["scheme"], CropSpec.from_dict(d["crop"]), float(d["pixel_scale"]), d.get("extra", {}), box
+        )
 
     def save(self, folder: Path) -> None:
         write_bytes_atomic(folder / CONFIG_NAME, json.dumps(self.to_dict(), indent=2).encode())

@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_option(e, default=None)
     _data_options(e)
     e.add_argument("--holdout", action="store_true", help="only the identities the model's training held out")
-    e.add_argument("--box", choices=["gt", "detector"], default="gt", help="face boxes from the ground truth or --detector")
+    e.add_argument(
+        "--box", choices=["gt", "detector"], default="gt", help="face boxes from the ground truth or --detector"
+    )
     e.add_argument("--json", action="store_true", help="one JSON object on stdout")
     e.add_argument("--plot", default=None, help="write the cumulative error curve to this PNG")
 
@@ -196,9 +198,13 @@ def _cmd_video(a: argparse.Namespace) -> None:
     overlay = _overlay(a)
     source = a.camera if a.camera is not None else a.input
     defaults = SmoothingConfig()
-    smoothing = None if a.no_smooth else SmoothingConfig(
-        a.min_cutoff if a.min_cutoff is not None else defaults.min_cutoff,
-        a.beta if a.beta is not None else defaults.beta,
+    smoothing = (
+        None
+        if a.no_smooth
+        else SmoothingConfig(
+            a.min_cutoff if a.min_cutoff is not None else defaults.min_cutoff,
+            a.beta if a.beta is not None else defaults.beta,
+        )
     )
     cap, info = open_video(source)
     cap.release()
@@ -207,11 +213,18 @@ def _cmd_video(a: argparse.Namespace) -> None:
     def render(frame, faces):
         return apply_overlay(frame, faces, overlay) if overlay else draw_faces(frame, faces)
 
-    bar = tqdm(total=info.frames or None, unit="frame", file=sys.stderr)
-    entries = process_video(
-        source, tracker.update, render, a.output, a.json, on_frame=lambda i, n: bar.update(1), max_frames=a.max_frames
-    )
-    bar.close()
+    bars = []  # started with the first frame, so an error before it stays the only line
+
+    def progress(i: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total or None, unit="frame", file=sys.stderr))
+        bars[0].update(1)
+
+    try:
+        entries = process_video(source, tracker.update, render, a.output, a.json, progress, a.max_frames)
+    finally:
+        for bar in bars:
+            bar.close()
     missing = sum(not e["faces"] for e in entries)
     wrote = " and ".join(str(p) for p in (a.output, a.json) if p)
     print(f"{len(entries)} frames, {missing} without a face, detector run on {tracker.detections}; wrote {wrote}")
@@ -244,7 +257,6 @@ def _cmd_train(a: argparse.Namespace) -> None:
 
 def _cmd_evaluate(a: argparse.Namespace) -> None:
     from facemark.evaluation import evaluate, format_report, holdout, plot_ced
-    from facemark.inference import Landmarker
     from facemark.readers import read_dataset
 
     landmarker = _landmarker(a)

@@ -131,7 +131,6 @@ class OpenCVDetector(Detector):
         # The cascade's last-stage weight is an unbounded margin; squash it into [0, 1].
         return [(*map(float, r), 1 / (1 + np.exp(-float(w)))) for r, w in zip(rects, np.ravel(weights))]
 
-
     def _near_size(self, window: np.ndarray, side: float) -> list[FaceBox]:
         raw = side / self.calibration.scale
         lo, hi = (int(raw * 0.7),) * 2, (int(raw * 1.4) + 1,) * 2

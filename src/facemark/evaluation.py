@@ -89,7 +89,9 @@ def _detected_points(landmarker: Landmarker, dataset: Dataset, chunk: int = 64) 
         samples = dataset.samples[start : start + chunk]
         for s, faces in zip(samples, landmarker.detect_many([s.image for s in samples])):
             gt_box = points_box(s.points, s.mask)
-            inside = [f for f in faces if gt_box[0] <= f.centre[0] <= gt_box[2] and gt_box[1] <= f.centre[1] <= gt_box[3]]
+            inside = [
+                f for f in faces if gt_box[0] <= f.centre[0] <= gt_box[2] and gt_box[1] <= f.centre[1] <= gt_box[3]
+            ]
             centre = (gt_box[:2] + gt_box[2:]) / 2
             best = min(inside, key=lambda f: np.hypot(*(np.asarray(f.centre) - centre)), default=None)
             out.append(None if best is None else best.points)

@@ -102,7 +102,9 @@ class FaceTracker:
         out = []
         for t in self.tracks:
             pts = t.raw if self.smoothing is None else t.filter(t.raw, self.dt, t.box.side)
-            out.append(FaceLandmarks(pts, self.landmarker.scheme, (t.box.x0, t.box.y0, t.box.x1, t.box.y1), t.box.score))
+            out.append(
+                FaceLandmarks(pts, self.landmarker.scheme, (t.box.x0, t.box.y0, t.box.x1, t.box.y1), t.box.score)
+            )
         return sorted(out, key=lambda f: f.box[0])
 
     def _follow(self, gray: np.ndarray) -> None:

@@ -191,8 +191,20 @@ def _save_bundle(model, config: ModelConfig, folder: Path) -> None:
     bare = keras.Model(model.inputs, model.outputs, name=model.name)
     tmp = folder / f".tmp-{KERAS_NAME}"
     bare.save(tmp)
+    deflate_zip(tmp)
     os.replace(tmp, folder / KERAS_NAME)
     config.save(folder)
+
+
+def deflate_zip(path: Path) -> None:
+    """Keras stores `.keras` archives uncompressed; deflated they are a third of the size."""
+    import zipfile
+
+    packed = path.with_name(path.name + ".z")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
+        for item in src.infolist():
+            dst.writestr(item, src.read(item.filename), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    os.replace(packed, path)
 
 
 def _plot_history(history: list[EpochRecord], path: Path) -> None:

@@ -63,6 +63,8 @@ class TrainConfig:
     patience: int | None = None  # early stopping on the validation error, in epochs
     max_minutes: float | None = None  # stop after the epoch that crosses this wall time
     threads: int | None = None
+    aug_shift: float | None = None  # crop shift range (fraction of the side); default AugmentConfig's
+    aug_scale: float | None = None  # crop size range (+-); default AugmentConfig's
 
     def resolved(self) -> TrainConfig:
         """Fill the recipe defaults and check every value, so bad options fail before any work."""
@@ -292,7 +294,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
         model = build_model(cfg.arch, scheme.num_points, spec.size)
         _compile(model, cfg, steps * cfg.epochs)
 
-    aug = AugmentConfig() if cfg.augment else AugmentConfig.none()
+    ranges = {k: v for k, v in (("shift", cfg.aug_shift), ("scale", cfg.aug_scale)) if v is not None}
+    aug = AugmentConfig(**ranges) if cfg.augment else AugmentConfig.none()
     x_val, y_val = make_batch(
         val_set, np.arange(len(val_set)), scheme, spec.size, AugmentConfig.none(), np.random.default_rng(0)
     )

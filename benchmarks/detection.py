@@ -5,6 +5,8 @@ false faces on face-free images, time per photo; and the calibration each adapte
     python benchmarks/detection.py --calibrate DETECTOR
 
 Held-out identities of the model (`facemark evaluate --holdout --box detector` for the errors).
+With --negatives (a folder of real face-free photos): false faces on them, and "group photos":
+2-5 held-out people pasted side by side at different sizes onto those photos, every face to find.
 `--calibrate` fits the raw box -> crop-convention mapping on the *training* identities and prints
 the `Calibration(...)` to paste into the adapter in facemark/detection.py.
 """
@@ -15,6 +17,7 @@ import argparse
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from facemark.detection import DETECTORS, Calibration, get_detector
@@ -47,9 +50,44 @@ def calibrate(name: str, dataset: Dataset, model: str) -> Calibration:
     return Calibration(round(float(dx), 3), round(float(dy), 3), round(float(scale), 3))
 
 
-def false_faces(landmarker: Landmarker, folder: Path) -> tuple[int, int]:
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    return sum(len(landmarker.detect(read_image(p))) for p in images), len(images)
+def false_faces(landmarker: Landmarker, images: list[Path]) -> int:
+    return sum(len(landmarker.detect(read_image(p))) for p in images)
+
+
+def group_photos(dataset: Dataset, root: Path, backgrounds: list[Path], n: int = 12, seed: int = 0):
+    """(photo, true boxes) pairs: frames of different held-out people pasted onto real backgrounds."""
+    rng = np.random.default_rng(seed)
+    people: dict[str, str] = {}
+    for s in dataset.samples:
+        people.setdefault(s.identity, s.source)
+    sources = [people[k] for k in sorted(people)]
+    for g in range(n):
+        photo = cv2.resize(read_image(backgrounds[g % len(backgrounds)], gray=False), (960, 540))
+        boxes, x = [], 20
+        for k in rng.choice(len(sources), int(rng.integers(2, 6)), replace=False):
+            face = read_image(root / sources[k], gray=False)
+            h = int(rng.integers(140, 260))
+            w = int(face.shape[1] * h / face.shape[0])
+            if x + w > 950:
+                break
+            y = int(rng.integers(10, 540 - h - 10))
+            photo[y : y + h, x : x + w] = cv2.resize(face, (w, h), interpolation=cv2.INTER_AREA)
+            boxes.append((x, y, x + w, y + h))
+            x += w + int(rng.integers(10, 40))
+        yield photo, boxes
+
+
+def group_figures(landmarker: Landmarker, held: Dataset, root: Path, backgrounds: list[Path]) -> tuple[int, int, int]:
+    """Faces found in the group photos, faces pasted there, and found faces that are not faces."""
+    total = found = false = 0
+    for photo, boxes in group_photos(held, root, backgrounds):
+        faces = landmarker.detect(photo)
+        hit = [any(x0 <= f.centre[0] <= x1 and y0 <= f.centre[1] <= y1 for f in faces) for x0, y0, x1, y1 in boxes]
+        total, found = total + len(boxes), found + sum(hit)
+        false += sum(
+            not any(x0 <= f.centre[0] <= x1 and y0 <= f.centre[1] <= y1 for x0, y0, x1, y1 in boxes) for f in faces
+        )
+    return found, total, false
 
 
 def main() -> None:
@@ -65,20 +103,28 @@ def main() -> None:
         print(calibrate(a.calibrate, dataset, a.model))
         return
     names = a.detectors.split(",") if a.detectors else [n for n in DETECTORS if _installed(n)]
-    print(f"{'detector':10} {'found %':>8} {'nme_io %':>9} {'rmse_96':>8} {'fr_10 %':>8} {'ms/photo':>9} {'false':>7}")
+    negatives = (
+        sorted(p for p in Path(a.negatives).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if a.negatives else []
+    )
+    print(f"{'detector':10} {'found %':>8} {'nme_io %':>9} {'rmse_96':>8} {'fr_10 %':>8} {'ms/photo':>9}"
+          f" {'false':>7} {'group photos':>14}")  # fmt: skip
     for name in names:
         landmarker = Landmarker(a.model, detector=name)
         held = holdout(dataset, landmarker.config)
         t = time.perf_counter()
         report = evaluate(landmarker, held, box="detector")
         ms = (time.perf_counter() - t) / len(held) * 1000
-        false = "{}/{}".format(*false_faces(landmarker, Path(a.negatives))) if a.negatives else "-"
+        false = f"{false_faces(landmarker, negatives)}/{len(negatives)}" if negatives else "-"
+        groups = (
+            "{} of {}, {} false".format(*group_figures(landmarker, held, Path(a.data), negatives)) if negatives else "-"
+        )
         m = report.metrics
         print(
             f"{name:10} {report.detection_rate:8.2f} {m.nme_io:9.3f}"
-            f" {m.rmse_96:8.3f} {m.fr_10:8.2f} {ms:9.1f} {false:>7}"
+            f" {m.rmse_96:8.3f} {m.fr_10:8.2f} {ms:9.1f} {false:>7} {groups:>14}"
         )
-    print(f"({len(held)} held-out faces; errors over the faces found, in the GT box's 96 px frame)")
+    print(f"({len(held)} held-out faces; errors over the faces found, in the GT box's 96 px frame;")
+    print(" false: faces found in the face-free photos; group photos: faces found of those pasted, false finds)")
 
 
 def _installed(name: str) -> bool:

@@ -164,7 +164,7 @@ def main() -> int:
         print(f"{'MediaPipe face mesh (tracking)':<34} {mp_lat * 1e3:11.3f} {'-':>16}")
         print(f"  ONNX speed-up over MediaPipe: {mp_lat / ort_lat:.1f}x")
     print(f"import facemark + first prediction on a photo (light runtime): {first:.3f} s")
-    for f in sorted(folder.iterdir()):
+    for f in sorted(folder.glob("model.*")):
         print(f"model file {f.name}: {f.stat().st_size / 1e6:.3f} MB")
     if a.install_size:
         print(f"base runtime install (site-packages added): {install_size():.0f} MB")

@@ -99,6 +99,11 @@ def _suppress(boxes: list[FaceBox], overlap: float = 0.3) -> list[FaceBox]:
     return kept
 
 
+def _squash(margin: float) -> float:
+    """A classifier's unbounded margin (cascade stage weight, SVM score) as a score in [0, 1]."""
+    return float(1 / (1 + np.exp(-float(margin))))
+
+
 def iou(a: FaceBox, b: FaceBox) -> float:
     ix = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
     iy = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
@@ -128,8 +133,7 @@ class OpenCVDetector(Detector):
         rects, _, weights = self.cascade.detectMultiScale3(
             gray, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(m, m), outputRejectLevels=True
         )
-        # The cascade's last-stage weight is an unbounded margin; squash it into [0, 1].
-        return [(*map(float, r), 1 / (1 + np.exp(-float(w)))) for r, w in zip(rects, np.ravel(weights))]
+        return [(*map(float, r), _squash(w)) for r, w in zip(rects, np.ravel(weights))]
 
     def _near_size(self, window: np.ndarray, side: float) -> list[FaceBox]:
         raw = side / self.calibration.scale
@@ -156,7 +160,7 @@ class DlibDetector(Detector):
         rgb = image if image.ndim == 2 else np.ascontiguousarray(image[..., ::-1])
         rects, scores, _ = self.detector.run(rgb, self.upsample, 0.0)
         return [
-            (r.left(), r.top(), r.right() - r.left(), r.bottom() - r.top(), 1 / (1 + np.exp(-s)))
+            (r.left(), r.top(), r.right() - r.left(), r.bottom() - r.top(), _squash(s))
             for r, s in zip(rects, scores)
         ]
 

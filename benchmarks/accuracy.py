@@ -133,7 +133,7 @@ def main() -> int:
         print(f"{name:<42} {rate:8.1f} {m.rmse_96:8.3f} {m.nme_io:9.3f} {m.fr_10:8.2f} {m.auc_10:7.3f}")
     k15_rows = {n: m for n, (m, _) in rows.items() if "68 points" not in n}
     print("\nper-point mean error, px of the 96x96 kaggle15 frame:")
-    tags = {"crops": " crops", "detector": " det"}
+    tags = {"crops": " crops", "opencv detector": " det"}
     short = [
         n.split(" (")[0].replace("facemark ", "") + "".join(t for k, t in tags.items() if k in n) for n in k15_rows
     ]

@@ -160,8 +160,7 @@ class DlibDetector(Detector):
         rgb = image if image.ndim == 2 else np.ascontiguousarray(image[..., ::-1])
         rects, scores, _ = self.detector.run(rgb, self.upsample, 0.0)
         return [
-            (r.left(), r.top(), r.right() - r.left(), r.bottom() - r.top(), _squash(s))
-            for r, s in zip(rects, scores)
+            (r.left(), r.top(), r.right() - r.left(), r.bottom() - r.top(), _squash(s)) for r, s in zip(rects, scores)
         ]
 
 

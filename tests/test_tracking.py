@@ -24,10 +24,6 @@ def test_one_euro_steadies_a_still_point_and_follows_a_moving_one():
     assert 0 <= lag_frames.max() <= 1.0
 
 
-def test_without_smoothing_the_filter_is_not_used():
-    assert SmoothingConfig().beta > 0  # the default smooths
-
-
 @pytest.fixture(scope="module")
 def landmarker():
     return Landmarker("kaggle15")
@@ -51,3 +47,15 @@ def test_tracked_points_follow_a_moving_face(landmarker):
         (face,) = tracker.update(face_photo([(100 + 8 * i, 80)]))
     still = landmarker.detect(face_photo([(100 + 8 * 11, 80)]))[0]
     np.testing.assert_allclose(face.points, still.points, atol=3.0)  # 2.4 % of the face
+
+
+def test_smoothing_steadies_a_still_face_in_noisy_frames(landmarker):
+    rng = np.random.default_rng(0)
+    photo = face_photo([(200, 80)]).astype(np.float32)
+    frames = [np.clip(photo + rng.normal(0, 6, photo.shape), 0, 255).astype(np.uint8) for _ in range(30)]
+    spread = {}
+    for name, smoothing in (("raw", None), ("smoothed", SmoothingConfig())):
+        tracker = FaceTracker(landmarker, fps=30, smoothing=smoothing)
+        points = np.stack([tracker.update(f)[0].points for f in frames])
+        spread[name] = points[10:].std(axis=0).mean()
+    assert spread["smoothed"] < spread["raw"] / 2

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facemark.detection import FaceBox, iou
+from facemark.errors import FacemarkError
 from facemark.imaging import cv2, to_gray
 from facemark.inference import MAX_DOUBT, FaceLandmarks, Landmarker
 
@@ -81,7 +82,7 @@ class FaceTracker:
         redetect_every: int = 90,
     ):
         if landmarker.config.box_regressor is None:
-            raise ValueError("tracking needs a model with a box regressor (trained by facemark 0.1 or later)")
+            raise FacemarkError("video tracking needs a model whose facemark.json has a box_regressor (retrain it)")
         self.landmarker = landmarker
         self.dt = 1.0 / fps
         self.smoothing = smoothing

@@ -90,7 +90,7 @@ def _onnxruntime_available() -> bool:
 REFINE_PASSES = 2
 # A real face's points barely move between the last two passes and agree with its mirror image;
 # things a detector mistakes for faces make the model wander. Limit as a fraction of the box side.
-MAX_DOUBT = 0.08
+MAX_DOUBT = 0.1
 
 
 class Landmarker:

@@ -6,6 +6,8 @@ no TensorFlow) and Keras for one that only has `model.keras` (fresh training run
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,22 +64,45 @@ class _KerasRunner:
         return np.asarray(self.model.predict_on_batch(x))
 
 
+# Faces per ONNX Runtime call. This network's activations for a few dozen faces fit in the CPU
+# caches; a batch of 1,024 in one call runs about half as fast.
+MICRO_BATCH = 32
+
+
 class _OnnxRunner:
+    """ONNX Runtime sessions of one thread each: a large batch is split across them, in
+    cache-sized calls, which beats one session's own threading on many small convolutions."""
+
     def __init__(self, path: Path, threads: int | None):
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
+        self.path, self.ort = path, ort
+        self.workers = threads or os.cpu_count() or 1
+        self.sessions = [self._session()]  # the others start with the first large batch
+        self.input = self.sessions[0].get_inputs()[0].name
+        self.pool: ThreadPoolExecutor | None = None
+
+    def _session(self):
+        opts = self.ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            return self.ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            raise FacemarkError(f"{path}: cannot load the ONNX model ({str(exc)[:120]})") from None
-        self.input = self.session.get_inputs()[0].name
+            raise FacemarkError(f"{self.path}: cannot load the ONNX model ({str(exc)[:120]})") from None
+
+    def _run(self, session, x: np.ndarray) -> np.ndarray:
+        calls = range(0, len(x), MICRO_BATCH)
+        return np.concatenate([session.run(None, {self.input: x[i : i + MICRO_BATCH]})[0] for i in calls])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input: x})[0]
+        if self.workers == 1 or len(x) <= MICRO_BATCH:
+            return self._run(self.sessions[0], x)
+        if self.pool is None:
+            self.sessions += [self._session() for _ in range(self.workers - 1)]
+            self.pool = ThreadPoolExecutor(self.workers)
+        parts = np.array_split(x, self.workers)
+        return np.concatenate(list(self.pool.map(self._run, self.sessions, parts)))
 
 
 def _onnxruntime_available() -> bool:

@@ -197,18 +197,12 @@ def _cmd_video(a: argparse.Namespace) -> None:
         raise FacemarkError("video needs somewhere to put its results: -o OUTPUT and/or --json FILE")
     overlay = _overlay(a)
     source = a.camera if a.camera is not None else a.input
-    defaults = SmoothingConfig()
-    smoothing = (
-        None
-        if a.no_smooth
-        else SmoothingConfig(
-            a.min_cutoff if a.min_cutoff is not None else defaults.min_cutoff,
-            a.beta if a.beta is not None else defaults.beta,
-        )
-    )
+    given = {k: v for k, v in (("min_cutoff", a.min_cutoff), ("beta", a.beta)) if v is not None}
+    smoothing = None if a.no_smooth else SmoothingConfig(**given)
+    landmarker = _landmarker(a)
     cap, info = open_video(source)
-    cap.release()
-    tracker = FaceTracker(_landmarker(a), fps=info.fps, smoothing=smoothing)
+    tracker = FaceTracker(landmarker, fps=info.fps, smoothing=smoothing)
+    name = f"camera {source}" if a.camera is not None else str(source)
 
     def render(frame, faces):
         return apply_overlay(frame, faces, overlay) if overlay else draw_faces(frame, faces)
@@ -221,7 +215,7 @@ def _cmd_video(a: argparse.Namespace) -> None:
         bars[0].update(1)
 
     try:
-        entries = process_video(source, tracker.update, render, a.output, a.json, progress, a.max_frames)
+        entries = process_video((cap, info), name, tracker.update, render, a.output, a.json, progress, a.max_frames)
     finally:
         for bar in bars:
             bar.close()

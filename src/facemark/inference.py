@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from facemark.bundle import KERAS_NAME, ONNX_NAME, ModelConfig, resolve_model
-from facemark.detection import Detector, FaceBox, get_detector
+from facemark.detection import Detector, get_detector
 from facemark.errors import FacemarkError
 from facemark.imaging import CropSpec, crop_face, read_image, to_gray, to_original, whole_image_box
 from facemark.schemes import Scheme
@@ -240,9 +240,8 @@ class Landmarker:
                 doubt = np.abs(pred - mirrored).max(axis=(1, 2)) / self.size * self.config.crop.scale
                 pred = (pred + mirrored) / 2
             new = np.stack([to_original(q, m) for q, m in zip(pred, matrices)])
-            if p:
-                settle = np.abs(new - points).max(axis=(1, 2)) / (boxes[:, 2] - boxes[:, 0])
-                doubt = np.maximum(doubt, settle) if last else doubt
+            if last and p:  # how far the last re-framing moved the points
+                doubt = np.maximum(doubt, np.abs(new - points).max(axis=(1, 2)) / (boxes[:, 2] - boxes[:, 0]))
             points = new
             if not last:
                 boxes = regress(points)
@@ -253,7 +252,3 @@ class Landmarker:
         out = points[:, self.scheme.flip_permutation()].copy()
         out[..., 0] = self.size - 1 - out[..., 0]
         return out
-
-
-def face_box(face: FaceLandmarks) -> FaceBox:
-    return FaceBox(*face.box, score=face.score)

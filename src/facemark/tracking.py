@@ -17,7 +17,7 @@ import numpy as np
 
 from facemark.detection import FaceBox, iou
 from facemark.errors import FacemarkError
-from facemark.imaging import cv2, to_gray
+from facemark.imaging import CropSpec, crop_face, to_gray
 from facemark.inference import MAX_DOUBT, FaceLandmarks, Landmarker
 
 
@@ -125,12 +125,7 @@ class FaceTracker:
 
     def _verify(self, gray: np.ndarray, box: np.ndarray, face_px: int = 32) -> bool:
         """Does the detector see the face in a small window around the tracked box? (~2 ms)"""
-        side = box[2] - box[0]
-        k = face_px / side
-        centre = (box[:2] + box[2:]) / 2
-        size = 2 * face_px
-        m = np.array([[k, 0, size / 2 - k * centre[0]], [0, k, size / 2 - k * centre[1]]])
-        window = cv2.warpAffine(gray, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+        window, _ = crop_face(gray, box, CropSpec(size=2 * face_px, scale=2.0))
         return self.landmarker.detector.has_face(window, face_px)
 
     def _detect(self, gray: np.ndarray) -> None:

@@ -63,7 +63,6 @@ def frames(cap: cv2.VideoCapture, name: str) -> Iterator[np.ndarray]:
             break
         count += 1
         yield frame
-    cap.release()
     if count == 0:
         raise FacemarkError(f"{name}: no decodable frames (zero-length, corrupt or unsupported video)")
 
@@ -102,7 +101,8 @@ def frame_entry(index: int, faces: list[FaceLandmarks]) -> dict:
 
 
 def process_video(
-    source: str | Path | int,
+    video: tuple[cv2.VideoCapture, VideoInfo],
+    name: str,
     track: Callable[[np.ndarray], list[FaceLandmarks]],
     render: Callable[[np.ndarray, list[FaceLandmarks]], np.ndarray] | None = None,
     output: str | Path | None = None,
@@ -110,12 +110,13 @@ def process_video(
     on_frame: Callable[[int, int], None] | None = None,
     max_frames: int | None = None,
 ) -> list[dict]:
-    """Run `track` on every frame; write the `render`ed frames and/or the per-frame JSON."""
-    cap, info = open_video(source)
-    name = f"camera {source}" if isinstance(source, int) else str(source)
-    writer = AtomicVideoWriter(output, info.fps, info.width, info.height) if output else None
+    """Run `track` on every frame of an `open_video` capture (`name` for messages); write the
+    `render`ed frames and/or the per-frame JSON."""
+    cap, info = video
+    writer = None
     entries = []
     try:
+        writer = AtomicVideoWriter(output, info.fps, info.width, info.height) if output else None
         for i, frame in enumerate(frames(cap, name)):
             faces = track(frame)
             entries.append(frame_entry(i, faces))
@@ -133,4 +134,6 @@ def process_video(
         if writer:
             writer.discard()
         raise
+    finally:
+        cap.release()
     return entries

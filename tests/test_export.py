@@ -33,6 +33,17 @@ def test_export_writes_a_checked_file_that_its_runtime_loads(tmp_path, fmt, prec
         assert out.stat().st_size < 500_000
 
 
+def test_onnx_export_upsamples_with_resizes_onnx_runtime_keeps_in_its_blocked_layout(tmp_path):
+    import onnx
+
+    export("kaggle15", "onnx", "fp32", tmp_path / "m.onnx")
+    nodes = onnx.load(str(tmp_path / "m.onnx")).graph.node
+    resizes = [n for n in nodes if n.op_type == "Resize"]
+    modes = {a.s for n in resizes for a in n.attribute if a.name == "coordinate_transformation_mode"}
+    assert len(resizes) == 2 and modes == {b"asymmetric"}
+    assert not any(n.op_type == "Tile" for n in nodes)
+
+
 def _export(*args: str) -> int:
     return main(["export", "--model", *args])
 

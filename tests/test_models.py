@@ -47,6 +47,14 @@ def test_fmnet_output_layer_is_the_depthwise_convolution_it_claims_to_be():
     np.testing.assert_allclose(np.asarray(fast(maps)), np.asarray(plain(maps)), rtol=1e-5)
 
 
+def test_fmnet_upsampling_is_keras_nearest_upsampling():
+    from facemark.models.fmnet import NearestUpsampling2D
+
+    x = np.random.default_rng(0).random((2, 6, 5, 3)).astype("float32")
+    expected = np.asarray(keras.layers.UpSampling2D(2)(x))
+    np.testing.assert_array_equal(np.asarray(NearestUpsampling2D()(x)), expected)
+
+
 def test_a_one_hot_map_gives_that_cells_pixel_centre():
     from facemark.models.fmnet import coordinate_kernel
 

@@ -111,12 +111,36 @@ def _to_onnx(model, path: Path, precision: str, crops: np.ndarray) -> None:
     proto = onnx.load(str(fp32))
     proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
     proto.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    _asymmetric_nearest_resize(proto)
     if precision == "fp16":
         proto = _fp16_weights(proto)
     onnx.save(proto, str(path))
     fp32.unlink()
     if precision == "int8":
         _quantize_onnx(path, crops)
+
+
+def _asymmetric_nearest_resize(proto) -> None:
+    """Rewrite tf2onnx's nearest Resize by whole factors to the 'asymmetric' convention.
+
+    Why: for a whole factor s, TensorFlow's floor((x + 0.5) / s) and floor(x / s) pick the same
+    source cell, and ONNX Runtime keeps only the asymmetric form in its blocked (NCHWc) layout.
+    """
+    from onnx import numpy_helper
+
+    consts = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    tf_nearest = {
+        "mode": b"nearest",
+        "nearest_mode": b"floor",
+        "coordinate_transformation_mode": b"tf_half_pixel_for_nn",
+    }
+    for node in proto.graph.node:
+        scales = consts.get(node.input[2]) if node.op_type == "Resize" and len(node.input) > 2 else None
+        if scales is None or not scales.size or np.any(scales != np.round(scales)):
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        if all(name in attrs and attrs[name].s == value for name, value in tf_nearest.items()):
+            attrs["coordinate_transformation_mode"].s = b"asymmetric"
 
 
 def _fp16_weights(proto):

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from facemark.augment import AugmentConfig, build_cache, make_batch
 from facemark.bundle import DEFAULT_CROPS
@@ -21,10 +22,11 @@ def test_canonical_batch_reproduces_the_original_crop_and_points():
     np.testing.assert_allclose(y[2].reshape(15, 2) * 96, samples[2].points, atol=1e-4)
 
 
-def test_flip_mirrors_points_and_swaps_left_right_names():
+@pytest.mark.parametrize("offset", [0.0, 1.1])
+def test_flip_mirrors_points_and_swaps_left_right_names(offset):
     cache = _cache()
-    plain, flip_only = AugmentConfig.none(), AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0)
-    flip_only = AugmentConfig(**{**flip_only.to_dict(), "flip": 1.0})
+    plain = AugmentConfig.none()
+    flip_only = AugmentConfig(**{**plain.to_dict(), "flip": 1.0, "mirror_offset": offset})
     x0, y0 = make_batch(cache, np.arange(1), KAGGLE15, 96, plain, np.random.default_rng(0))
     x1, y1 = make_batch(cache, np.arange(1), KAGGLE15, 96, flip_only, np.random.default_rng(0))
     p0, p1 = y0.reshape(15, 2) * 96, y1.reshape(15, 2) * 96
@@ -33,8 +35,9 @@ def test_flip_mirrors_points_and_swaps_left_right_names():
     for i, name in enumerate(names):
         twin = name.replace("left", "X").replace("right", "left").replace("X", "right")
         j = names.index(twin)
-        # the point now called `name` is where its twin was, mirrored: x -> 95 - x
-        np.testing.assert_allclose(p1[i], [95 - p0[j, 0], p0[j, 1]], atol=1e-4)
+        # the point now called `name` is where its twin was, mirrored: x -> 95 - x, plus twice the
+        # labels' own offset from mirror symmetry
+        np.testing.assert_allclose(p1[i], [95 - p0[j, 0] + 2 * offset, p0[j, 1]], atol=1e-4)
 
 
 def test_augmented_points_follow_the_pixels():

@@ -31,10 +31,13 @@ class AugmentConfig:
     contrast: float = 0.3  # gain x [1 - contrast, 1 + contrast]
     blur: float = 0.3  # probability of a Gaussian blur (sigma up to 1.5 px)
     noise: float = 0.3  # probability of Gaussian noise (sd up to 8 grey levels)
+    # How far right of the mirror-symmetric spot the data's labels sit, in crop pixels: a mirrored
+    # face's labels move by twice this, so flipped and unflipped targets agree (ytf68: about 1.1).
+    mirror_offset: float = 0.0
 
     @classmethod
     def none(cls) -> AugmentConfig:
-        return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,6 +107,7 @@ def make_batch(
         pts = apply(m, cache.points[i])
         if flip:
             pts = pts[perm]
+            pts[:, 0] += 2 * cfg.mirror_offset
         img = img.astype(np.float32)
         if cfg.blur and rng.random() < cfg.blur:
             img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 1.5)))

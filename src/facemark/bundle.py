@@ -38,6 +38,7 @@ class ModelConfig:
     pixel_scale: float = 1 / 255  # input = gray pixels * pixel_scale, as in the article
     extra: dict = field(default_factory=dict)  # provenance: data, metrics, training command
     box_regressor: BoxRegressor | None = None  # re-frames a face from its points (detection, video)
+    mirror_offset: float = 0.0  # the training labels' offset from mirror symmetry (crop px), for un-mirroring
 
     @property
     def scheme_obj(self) -> Scheme:
@@ -51,13 +52,20 @@ class ModelConfig:
             "pixel_scale": self.pixel_scale,
             "extra": self.extra,
             **({"box_regressor": self.box_regressor.to_dict()} if self.box_regressor else {}),
+            "mirror_offset": self.mirror_offset,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         box = BoxRegressor.from_dict(d["box_regressor"]) if "box_regressor" in d else None
         return cls(
-            d["arch"], d["scheme"], CropSpec.from_dict(d["crop"]), float(d["pixel_scale"]), d.get("extra", {}), box
+            d["arch"],
+            d["scheme"],
+            CropSpec.from_dict(d["crop"]),
+            float(d["pixel_scale"]),
+            d.get("extra", {}),
+            box,
+            float(d.get("mirror_offset", 0.0)),
         )
 
     def save(self, folder: Path) -> None:

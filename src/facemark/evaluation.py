@@ -57,15 +57,7 @@ def evaluate(landmarker: Landmarker, dataset: Dataset, batch: int = 256, box: st
         raise FacemarkError(f"the model's scheme {scheme.name} does not match the data ({dataset.scheme.name} points)")
     if box not in BOXES:
         raise FacemarkError(f"unknown box source {box!r}; known: {', '.join(BOXES)}")
-    crops, gts, matrices = [], [], []
-    for s in dataset.samples:
-        crop, matrix = landmarker.crop(s.image, None if dataset.crops else points_box(s.points, s.mask))
-        gt = apply(matrix, np.where(s.mask[:, None], s.points, np.nan))
-        gt, _ = convert_points(gt, s.mask, dataset.scheme, scheme)
-        crops.append(crop)
-        gts.append(gt)
-        matrices.append(matrix)
-    gts = np.stack(gts)
+    crops, gts, matrices = _crops_and_truth(landmarker, dataset)
     # Errors in the model's crop frame: for Kaggle crops and the GT box alike, pixels of 96x96.
     to96 = 96.0 / landmarker.size
     if box == "gt":
@@ -80,6 +72,37 @@ def evaluate(landmarker: Landmarker, dataset: Dataset, batch: int = 256, box: st
     metrics = compute_metrics(pred * to96, gts[hit] * to96, scheme)
     protocol = PROTOCOL_DETECTOR.format(landmarker.detector.name)
     return EvalReport(metrics, protocol, scheme.name, dataset.scheme.name, 100.0 * len(hit) / len(dataset))
+
+
+def _crops_and_truth(landmarker: Landmarker, dataset: Dataset) -> tuple[list, np.ndarray, list]:
+    """Each face's model crop (from its ground-truth box), its true points in that crop, the matrix."""
+    crops, gts, matrices = [], [], []
+    for s in dataset.samples:
+        crop, matrix = landmarker.crop(s.image, None if dataset.crops else points_box(s.points, s.mask))
+        gt = apply(matrix, np.where(s.mask[:, None], s.points, np.nan))
+        gt, _ = convert_points(gt, s.mask, dataset.scheme, landmarker.scheme)
+        crops.append(crop)
+        gts.append(gt)
+        matrices.append(matrix)
+    return crops, np.stack(gts), matrices
+
+
+def mirror_offset(landmarker: Landmarker, dataset: Dataset) -> float:
+    """How far right of the mirror-symmetric spot the dataset's labels sit, in crop pixels.
+
+    Why: labels made by a tool with a left/right bias cannot be matched by a model on a face and
+    on its mirror image at once, and training with flips then pulls the model off the labels.
+    A model trained with flips predicts content, plus a bias b: a crop's points err by b - t and
+    its mirror image's, un-mirrored symmetrically, by -b - t. Their mean is -t.
+    """
+    if not convertible(dataset.scheme, landmarker.scheme):
+        raise FacemarkError(f"the model's scheme {landmarker.scheme.name} does not match the data")
+    crops, gts, _ = _crops_and_truth(landmarker, dataset)
+    crops = np.stack(crops)
+    plain = landmarker.predict_crops(crops)
+    mirrored = landmarker.predict_crops(crops[:, :, ::-1])[:, landmarker.scheme.flip_permutation()]
+    unmirrored = landmarker.size - 1 - mirrored[..., 0]
+    return float(-(np.nanmean(plain[..., 0] - gts[..., 0]) + np.nanmean(unmirrored - gts[..., 0])) / 2)
 
 
 def _detected_points(landmarker: Landmarker, dataset: Dataset, chunk: int = 64) -> list[np.ndarray | None]:

@@ -248,7 +248,8 @@ class Landmarker:
         return points, doubt
 
     def _unmirror(self, points: np.ndarray) -> np.ndarray:
-        """Points predicted on mirrored crops, mapped back onto the unmirrored crop."""
+        """Points predicted on mirrored crops, mapped back onto the unmirrored crop (in the
+        labels' convention, which may sit `mirror_offset` right of the symmetric spot)."""
         out = points[:, self.scheme.flip_permutation()].copy()
-        out[..., 0] = self.size - 1 - out[..., 0]
+        out[..., 0] = self.size - 1 + 2 * self.config.mirror_offset - out[..., 0]
         return out

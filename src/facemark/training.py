@@ -65,6 +65,7 @@ class TrainConfig:
     threads: int | None = None
     aug_shift: float | None = None  # crop shift range (fraction of the side); default AugmentConfig's
     aug_scale: float | None = None  # crop size range (+-); default AugmentConfig's
+    mirror_offset: float = 0.0  # the labels' offset from mirror symmetry, crop px (scripts/mirror_offset.py)
 
     def resolved(self) -> TrainConfig:
         """Fill the recipe defaults and check every value, so bad options fail before any work."""
@@ -275,7 +276,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     spec = DEFAULT_CROPS[scheme.name]
     run_dir.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(run_dir / "config.json", json.dumps(asdict(cfg), indent=2).encode())
-    model_config = ModelConfig(cfg.arch, scheme.name, spec, extra={"train": asdict(cfg)})
+    model_config = ModelConfig(
+        cfg.arch, scheme.name, spec, extra={"train": asdict(cfg)}, mirror_offset=cfg.mirror_offset
+    )
     model_config.box_regressor = fit_box_regressor(train_set, spec)
     if all(i is not None for i in val_set.identities):
         model_config.extra["holdout_identities"] = sorted(set(val_set.identities))
@@ -295,7 +298,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
         _compile(model, cfg, steps * cfg.epochs)
 
     ranges = {k: v for k, v in (("shift", cfg.aug_shift), ("scale", cfg.aug_scale)) if v is not None}
-    aug = AugmentConfig(**ranges) if cfg.augment else AugmentConfig.none()
+    aug = AugmentConfig(**ranges, mirror_offset=cfg.mirror_offset) if cfg.augment else AugmentConfig.none()
     x_val, y_val = make_batch(
         val_set, np.arange(len(val_set)), scheme, spec.size, AugmentConfig.none(), np.random.default_rng(0)
     )

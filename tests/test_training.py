@@ -12,7 +12,7 @@ from facemark.training import TrainConfig, train
 
 
 def _cfg(data, **kw):
-    return TrainConfig(data=str(data), scheme="kaggle15", arch="fmnet", epochs=1, batch=8, **kw)
+    return TrainConfig(**{"data": str(data), "scheme": "kaggle15", "arch": "fmnet", "epochs": 1, "batch": 8, **kw})
 
 
 def test_train_saves_a_model_that_loads_and_predicts(tmp_path, kaggle_csv):
@@ -35,6 +35,14 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, kaggle_csv):
     assert [h.epoch for h in result.history] == [1, 2]
     assert (run / "checkpoints" / "latest").read_text() == "epoch-0002"
     assert not (run / "checkpoints" / "epoch-0001").exists()
+
+
+def test_a_run_stopped_by_its_time_budget_resumes_with_a_new_one(tmp_path, kaggle_csv):
+    run = tmp_path / "run"
+    first = train(_cfg(kaggle_csv, epochs=3, max_minutes=1e-6), run, progress=False)
+    assert [h.epoch for h in first.history] == [1]
+    again = train(TrainConfig(data="", max_minutes=60), run, resume=True, progress=False)
+    assert [h.epoch for h in again.history] == [1, 2, 3]
 
 
 def test_resume_without_a_run_is_an_error(tmp_path):

@@ -261,7 +261,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
         if not saved.exists() or checkpoints.latest() is None:
             raise FacemarkError(f"{run_dir}: nothing to resume (no config.json or complete checkpoint)")
         previous = TrainConfig.from_dict(json.loads(saved.read_text()))
-        cfg = replace(previous, epochs=cfg.epochs or previous.epochs)
+        # A resumed run keeps its recipe; only its length and time budget may change.
+        budget = previous.max_minutes if cfg.max_minutes is None else cfg.max_minutes
+        cfg = replace(previous, epochs=cfg.epochs or previous.epochs, max_minutes=budget)
     elif checkpoints.latest() is not None:
         raise FacemarkError(f"{run_dir}: already holds a run; pass --resume to continue it or pick another --out")
     cfg = cfg.resolved()

@@ -1,6 +1,8 @@
 """Export to ONNX and LiteRT: self-checked files, and one-line errors with nothing left behind."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -102,3 +104,14 @@ def test_corrupt_onnx_model(tmp_path, capsys):
     (bad / "facemark.json").write_text((resolve_model("kaggle15") / "facemark.json").read_text())
     (bad / "model.onnx").write_bytes(b"\x08\x01garbage")
     _one_line(capsys, main(["predict", "--model", str(bad)]), "cannot load the ONNX model")
+
+
+def test_a_refused_export_prints_only_its_error_line_in_a_fresh_process(tmp_path):
+    """Converter warnings, quantizer log lines and TensorFlow's native notices stay out of it."""
+    out = tmp_path / "m.onnx"
+    cmd = [sys.executable, "-m", "facemark.cli", "export", "--model", "kaggle15", "--format", "onnx"]
+    run = subprocess.run([*cmd, "--precision", "int8", "-o", str(out)], capture_output=True, text=True)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("facemark: error: exported onnx int8 differs by")
+    assert not out.exists() and list(tmp_path.iterdir()) == []

@@ -231,6 +231,9 @@ _TRAIN_FIELDS = (
 
 
 def _cmd_train(a: argparse.Namespace) -> None:
+    from facemark._tensorflow import import_tensorflow
+
+    import_tensorflow()  # quietly, before facemark.training's Keras import loads it
     from facemark.training import TrainConfig, train
 
     values = {}
@@ -359,8 +362,6 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    # TensorFlow's start-up notices would bury the one error line a user needs to read.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
     try:
         COMMANDS[args.verb](args)

@@ -7,13 +7,18 @@ tolerance, or no file is written.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from facemark._tensorflow import native_stderr_held
 from facemark.augment import AugmentConfig, make_batch
 from facemark.bundle import KERAS_NAME, ModelConfig, example_image, resolve_model
 from facemark.errors import FacemarkError
@@ -85,12 +90,13 @@ def export(model: str | Path, format: str, precision: str, out: str | Path, data
     reference = np.asarray(keras_model.predict_on_batch(crops))
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".facemark-export-") as tmp:
         tmp_file = Path(tmp) / f"model.{format}"
-        if format == "onnx":
-            _to_onnx(keras_model, tmp_file, precision, crops)
-            got = _run_onnx(tmp_file, crops)
-        else:
-            _to_tflite(keras_model, tmp_file, precision, crops)
-            got = _run_tflite(tmp_file, crops)
+        with _converters_quiet():
+            if format == "onnx":
+                _to_onnx(keras_model, tmp_file, precision, crops)
+                got = _run_onnx(tmp_file, crops)
+            else:
+                _to_tflite(keras_model, tmp_file, precision, crops)
+                got = _run_tflite(tmp_file, crops)
         diff = float(np.abs(got.reshape(reference.shape) - reference).max() * config.crop.size)
         limit = TOLERANCE_PX[precision]
         if not diff <= limit:
@@ -100,6 +106,20 @@ def export(model: str | Path, format: str, precision: str, out: str | Path, data
             )
         os.replace(tmp_file, out)
     return ExportReport(out, format, precision, diff, out.stat().st_size, len(crops))
+
+
+@contextlib.contextmanager
+def _converters_quiet():
+    """Hold back the converters' chatter (tf2onnx and TensorFlow warnings, the quantizer's log
+    lines, the SavedModel listing, LiteRT's delegate notice): the export's own report or error
+    line is what a user reads."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), native_stderr_held():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
 
 
 def _to_onnx(model, path: Path, precision: str, crops: np.ndarray) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facemark._tensorflow import import_tensorflow
 from facemark.augment import AugmentConfig, FaceCache, build_cache, make_batch
 from facemark.boxes import BoxRegressor
 from facemark.bundle import DEFAULT_CROPS, KERAS_NAME, ModelConfig
@@ -94,7 +95,7 @@ class TrainConfig:
 
 def configure_threads(threads: int | None, deterministic: bool = False) -> None:
     """Set TensorFlow's thread pools; must run before its first op (oneDNN stays on)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from facemark._tensorflow import import_tensorflow
 from facemark.errors import FacemarkError
 
 if TYPE_CHECKING:
@@ -14,6 +15,7 @@ ARCHS = ("seed", "fmnet")
 
 def load_keras_model(path, compile: bool = False) -> keras.Model:
     """Load a `.keras` file in safe mode (no arbitrary code), with facemark's layers registered."""
+    import_tensorflow()
     import keras
 
     import facemark.losses  # noqa: F401  (registers the loss for compiled checkpoints)
@@ -27,6 +29,7 @@ def load_keras_model(path, compile: bool = False) -> keras.Model:
 
 def build_model(arch: str, num_points: int, input_size: int = 96) -> keras.Model:
     """A fresh, untrained model of the named architecture for K points."""
+    import_tensorflow()
     if arch == "seed":
         from facemark.models.seed import build_seed
 

@@ -1,0 +1,42 @@
+"""TensorFlow, imported once and quietly, and a way to hold back native start-up notices.
+
+Why: TensorFlow's C++ notices (absl's "All log messages before absl::InitializeLog()", oneDNN's
+round-off note, LiteRT's delegate line) go straight to file descriptor 2 and ignore
+TF_CPP_MIN_LOG_LEVEL in recent builds, burying the one error line a facemark command prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+
+
+@contextlib.contextmanager
+def native_stderr_held():
+    """Send what native code writes to stderr into a temporary file; replay it on an error."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+") as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read())
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def import_tensorflow():
+    """The `tensorflow` module; call before the first `import keras` or `import tensorflow`."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with native_stderr_held():
+        import tensorflow
+    return tensorflow

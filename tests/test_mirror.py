@@ -1,4 +1,5 @@
-"""Labels that sit off mirror symmetry: measured from a model, and honoured when un-mirroring."""
+"""Labels that sit off mirror symmetry: measured from a model, honoured when un-mirroring, and
+mirror averaging on request."""
 
 import numpy as np
 import pytest
@@ -50,3 +51,24 @@ def test_unmirroring_a_model_trained_with_an_offset_agrees_with_its_plain_predic
     plain = landmarker.predict_crops(crops)
     back = landmarker._unmirror(landmarker.predict_crops(crops[:, :, ::-1]))
     np.testing.assert_allclose(back, plain, atol=1e-4)
+
+
+def test_mirror_averaging_cancels_a_models_left_right_bias():
+    landmarker = Landmarker("kaggle15", mirror=True)
+    landmarker.config.mirror_offset = 1.1
+    landmarker._run = _square_finder(0.4)  # off the labels' convention by -0.7 px
+    data = _squares(offset=1.1)
+    truth = np.stack([s.points for s in data.samples])
+    crops = np.stack([s.image for s in data.samples])
+    np.testing.assert_allclose(landmarker.predict_crops(crops), truth, atol=1e-4)
+    assert np.allclose(landmarker.predict_crops(crops, mirror=False)[..., 0], truth[..., 0] - 0.7, atol=1e-4)
+
+
+def test_predict_takes_mirror(capsys):
+    import json
+
+    from facemark.cli import main
+
+    assert main(["predict", "--mirror", "--json"]) == 0
+    faces = json.loads(capsys.readouterr().out)
+    assert len(faces) == 1 and len(faces[0]["points"]) == 15

@@ -57,6 +57,11 @@ def _model_option(p: argparse.ArgumentParser, default: str | None = "kaggle15") 
     p.add_argument("--detector", default="opencv", help="face detector: opencv (default), dlib or mediapipe")
 
 
+def _mirror_option(p: argparse.ArgumentParser) -> None:
+    help_ = "also run each face's mirror image and average the two: lower error, twice the work"
+    p.add_argument("--mirror", action="store_true", help=help_)
+
+
 def _overlay_options(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--overlay", required=required, default=None, help="sunglasses, moustache, or an RGBA PNG")
     p.add_argument("--anchor", action="append", default=[], help="for a PNG: NAME=X,Y pins a landmark, repeat 2+")
@@ -75,7 +80,8 @@ def _landmarker(a: argparse.Namespace):
 
     if a.detector not in DETECTORS:
         raise FacemarkError(f"unknown detector {a.detector!r}; known: {', '.join(DETECTORS)}")
-    return Landmarker(a.model, backend=a.backend, threads=a.threads, detector=a.detector)
+    mirror = getattr(a, "mirror", False)
+    return Landmarker(a.model, backend=a.backend, threads=a.threads, detector=a.detector, mirror=mirror)
 
 
 def _data_options(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -121,12 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--json", action="store_true", help="one JSON object on stdout")
     e.add_argument("--plot", default=None, help="write the cumulative error curve to this PNG")
+    _mirror_option(e)
 
     p = verbs.add_parser("predict", help="landmarks on face-crop images")
     _model_option(p)
     p.add_argument("images", nargs="*", help="face-crop images, folders or globs (default: the shipped example face)")
     p.add_argument("--json", action="store_true", help="a JSON list on stdout, one entry per image")
     p.add_argument("--out", default=None, help="folder for copies of the images with the points drawn")
+    _mirror_option(p)
     d = verbs.add_parser("detect", help="every face in photos: boxes and landmarks in original pixels")
     _model_option(d)
     d.add_argument("images", nargs="*", help="images, folders or globs")

@@ -23,6 +23,7 @@ from facemark.schemes import convert_points, convertible
 
 PROTOCOL_CROPS = "images are face crops, fed as they are"
 PROTOCOL_GT_BOX = "GT box: each face cropped from the bounding box of its ground-truth points"
+PROTOCOL_MIRROR = ", averaged with its mirror image"
 PROTOCOL_DETECTOR = "detector: each face found by the {} detector, errors over the faces found"
 BOXES = ("gt", "detector")
 
@@ -62,7 +63,7 @@ def evaluate(landmarker: Landmarker, dataset: Dataset, batch: int = 256, box: st
     to96 = 96.0 / landmarker.size
     if box == "gt":
         pred = landmarker.predict_crops(np.stack(crops), batch=batch)
-        protocol = PROTOCOL_CROPS if dataset.crops else PROTOCOL_GT_BOX
+        protocol = (PROTOCOL_CROPS if dataset.crops else PROTOCOL_GT_BOX) + PROTOCOL_MIRROR * landmarker.mirror
         return EvalReport(compute_metrics(pred * to96, gts * to96, scheme), protocol, scheme.name, dataset.scheme.name)
     found = _detected_points(landmarker, dataset)
     hit = [i for i, p in enumerate(found) if p is not None]
@@ -99,8 +100,8 @@ def mirror_offset(landmarker: Landmarker, dataset: Dataset) -> float:
         raise FacemarkError(f"the model's scheme {landmarker.scheme.name} does not match the data")
     crops, gts, _ = _crops_and_truth(landmarker, dataset)
     crops = np.stack(crops)
-    plain = landmarker.predict_crops(crops)
-    mirrored = landmarker.predict_crops(crops[:, :, ::-1])[:, landmarker.scheme.flip_permutation()]
+    plain = landmarker.predict_crops(crops, mirror=False)
+    mirrored = landmarker.predict_crops(crops[:, :, ::-1], mirror=False)[:, landmarker.scheme.flip_permutation()]
     unmirrored = landmarker.size - 1 - mirrored[..., 0]
     return float(-(np.nanmean(plain[..., 0] - gts[..., 0]) + np.nanmean(unmirrored - gts[..., 0])) / 2)
 

@@ -122,7 +122,9 @@ class Landmarker:
     """A landmark model ready to run: `Landmarker("kaggle15").detect("group.jpg")`.
 
     `model` is a shipped model's name, a model or run folder, or a `.keras` / `.onnx` file;
-    `detector` a detector's name (opencv, dlib, mediapipe) or a `Detector`, built on first use.
+    `detector` a detector's name (opencv, dlib, mediapipe) or a `Detector`, built on first use;
+    `mirror` also runs each face crop's mirror image and averages the two (lower error, twice
+    the work; detection and tracking always do this on their last pass).
     """
 
     def __init__(
@@ -131,6 +133,7 @@ class Landmarker:
         backend: str = "auto",
         threads: int | None = None,
         detector: str | Detector = "opencv",
+        mirror: bool = False,
     ):
         if backend not in BACKENDS:
             raise FacemarkError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
@@ -153,6 +156,7 @@ class Landmarker:
             self._run = _KerasRunner(keras_path)
         self.backend = backend
         self._detector = detector
+        self.mirror = mirror
 
     @property
     def detector(self) -> Detector:
@@ -160,11 +164,15 @@ class Landmarker:
             self._detector = get_detector(self._detector)
         return self._detector
 
-    def predict_crops(self, crops: np.ndarray, batch: int = 256) -> np.ndarray:
-        """(N, S, S) uint8 gray crops -> (N, K, 2) points in crop pixels."""
+    def predict_crops(self, crops: np.ndarray, batch: int = 256, mirror: bool | None = None) -> np.ndarray:
+        """(N, S, S) uint8 gray crops -> (N, K, 2) points in crop pixels; `mirror` (default: the
+        landmarker's) averages each crop's points with its mirror image's."""
         crops = np.asarray(crops)
         if crops.ndim != 3 or crops.shape[1:] != (self.size, self.size):
             raise FacemarkError(f"crops must have shape (N, {self.size}, {self.size}), got {crops.shape}")
+        if self.mirror if mirror is None else mirror:
+            both = self.predict_crops(np.concatenate([crops, crops[:, :, ::-1]]), batch, mirror=False)
+            return (both[: len(crops)] + self._unmirror(both[len(crops) :])) / 2
         x = (crops.astype(np.float32) * np.float32(self.config.pixel_scale))[..., None]
         out = [self._run(x[i : i + batch]) for i in range(0, len(x), batch)] or [
             np.zeros((0, 2 * self.scheme.num_points))
@@ -233,7 +241,7 @@ class Landmarker:
                 break
             crops, matrices = zip(*(crop_face(grays[i], b, self.config.crop) for i, b in zip(owners, boxes)))
             last = p == passes
-            pred = self.predict_crops(np.stack(crops + tuple(c[:, ::-1] for c in crops) * last))
+            pred = self.predict_crops(np.stack(crops + tuple(c[:, ::-1] for c in crops) * last), mirror=False)
             if last:  # the mirror image's points, un-mirrored: a second opinion, averaged in
                 mirrored = self._unmirror(pred[len(crops) :])
                 pred = pred[: len(crops)]

@@ -82,11 +82,9 @@ def group_figures(landmarker: Landmarker, held: Dataset, root: Path, backgrounds
     total = found = false = 0
     for photo, boxes in group_photos(held, root, backgrounds):
         faces = landmarker.detect(photo)
-        hit = [any(x0 <= f.centre[0] <= x1 and y0 <= f.centre[1] <= y1 for f in faces) for x0, y0, x1, y1 in boxes]
-        total, found = total + len(boxes), found + sum(hit)
-        false += sum(
-            not any(x0 <= f.centre[0] <= x1 and y0 <= f.centre[1] <= y1 for x0, y0, x1, y1 in boxes) for f in faces
-        )
+        total += len(boxes)
+        found += sum(any(f.centred_in(b) for f in faces) for b in boxes)
+        false += sum(not any(f.centred_in(b) for b in boxes) for f in faces)
     return found, total, false
 
 

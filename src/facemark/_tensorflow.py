@@ -1,4 +1,4 @@
-"""TensorFlow, imported once and quietly, and a way to hold back native start-up notices.
+"""TensorFlow and Keras, imported once and quietly, and a way to hold back native notices.
 
 Why: TensorFlow's C++ notices (absl's "All log messages before absl::InitializeLog()", oneDNN's
 round-off note, LiteRT's delegate line) go straight to file descriptor 2 and ignore
@@ -40,3 +40,11 @@ def import_tensorflow():
     with native_stderr_held():
         import tensorflow
     return tensorflow
+
+
+def import_keras():
+    """The `keras` module, its TensorFlow backend loaded quietly first."""
+    import_tensorflow()
+    import keras
+
+    return keras

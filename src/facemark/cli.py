@@ -239,9 +239,6 @@ _TRAIN_FIELDS = (
 
 
 def _cmd_train(a: argparse.Namespace) -> None:
-    from facemark._tensorflow import import_tensorflow
-
-    import_tensorflow()  # quietly, before facemark.training's Keras import loads it
     from facemark.training import TrainConfig, train
 
     values = {}

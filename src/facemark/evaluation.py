@@ -54,8 +54,6 @@ def evaluate(landmarker: Landmarker, dataset: Dataset, batch: int = 256, box: st
     detector first, as a user's photo would be, and reports the share of faces found.
     """
     scheme = landmarker.scheme
-    if not convertible(dataset.scheme, scheme):
-        raise FacemarkError(f"the model's scheme {scheme.name} does not match the data ({dataset.scheme.name} points)")
     if box not in BOXES:
         raise FacemarkError(f"unknown box source {box!r}; known: {', '.join(BOXES)}")
     crops, gts, matrices = _crops_and_truth(landmarker, dataset)
@@ -77,11 +75,14 @@ def evaluate(landmarker: Landmarker, dataset: Dataset, batch: int = 256, box: st
 
 def _crops_and_truth(landmarker: Landmarker, dataset: Dataset) -> tuple[list, np.ndarray, list]:
     """Each face's model crop (from its ground-truth box), its true points in that crop, the matrix."""
+    scheme = landmarker.scheme
+    if not convertible(dataset.scheme, scheme):
+        raise FacemarkError(f"the model's scheme {scheme.name} does not match the data ({dataset.scheme.name} points)")
     crops, gts, matrices = [], [], []
     for s in dataset.samples:
         crop, matrix = landmarker.crop(s.image, None if dataset.crops else points_box(s.points, s.mask))
         gt = apply(matrix, np.where(s.mask[:, None], s.points, np.nan))
-        gt, _ = convert_points(gt, s.mask, dataset.scheme, landmarker.scheme)
+        gt, _ = convert_points(gt, s.mask, dataset.scheme, scheme)
         crops.append(crop)
         gts.append(gt)
         matrices.append(matrix)
@@ -96,14 +97,10 @@ def mirror_offset(landmarker: Landmarker, dataset: Dataset) -> float:
     A model trained with flips predicts content, plus a bias b: a crop's points err by b - t and
     its mirror image's, un-mirrored symmetrically, by -b - t. Their mean is -t.
     """
-    if not convertible(dataset.scheme, landmarker.scheme):
-        raise FacemarkError(f"the model's scheme {landmarker.scheme.name} does not match the data")
     crops, gts, _ = _crops_and_truth(landmarker, dataset)
-    crops = np.stack(crops)
-    plain = landmarker.predict_crops(crops, mirror=False)
-    mirrored = landmarker.predict_crops(crops[:, :, ::-1], mirror=False)[:, landmarker.scheme.flip_permutation()]
-    unmirrored = landmarker.size - 1 - mirrored[..., 0]
-    return float(-(np.nanmean(plain[..., 0] - gts[..., 0]) + np.nanmean(unmirrored - gts[..., 0])) / 2)
+    plain, mirrored = landmarker.predict_with_mirror(np.stack(crops))
+    symmetric = mirrored[..., 0] - 2 * landmarker.config.mirror_offset  # un-mirrored without the model's offset
+    return float(-(np.nanmean(plain[..., 0] - gts[..., 0]) + np.nanmean(symmetric - gts[..., 0])) / 2)
 
 
 def _detected_points(landmarker: Landmarker, dataset: Dataset, chunk: int = 64) -> list[np.ndarray | None]:
@@ -113,9 +110,7 @@ def _detected_points(landmarker: Landmarker, dataset: Dataset, chunk: int = 64) 
         samples = dataset.samples[start : start + chunk]
         for s, faces in zip(samples, landmarker.detect_many([s.image for s in samples])):
             gt_box = points_box(s.points, s.mask)
-            inside = [
-                f for f in faces if gt_box[0] <= f.centre[0] <= gt_box[2] and gt_box[1] <= f.centre[1] <= gt_box[3]
-            ]
+            inside = [f for f in faces if f.centred_in(gt_box)]
             centre = (gt_box[:2] + gt_box[2:]) / 2
             best = min(inside, key=lambda f: np.hypot(*(np.asarray(f.centre) - centre)), default=None)
             out.append(None if best is None else best.points)

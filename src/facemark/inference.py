@@ -46,6 +46,11 @@ class FaceLandmarks:
     def centre(self) -> tuple[float, float]:
         return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
 
+    def centred_in(self, box) -> bool:
+        """Whether this face's centre lies inside `box` (x0, y0, x1, y1): which face is whose."""
+        x, y = self.centre
+        return box[0] <= x <= box[2] and box[1] <= y <= box[3]
+
     def to_dict(self) -> dict:
         return {
             "box": [round(float(v), 2) for v in self.box],
@@ -167,17 +172,27 @@ class Landmarker:
     def predict_crops(self, crops: np.ndarray, batch: int = 256, mirror: bool | None = None) -> np.ndarray:
         """(N, S, S) uint8 gray crops -> (N, K, 2) points in crop pixels; `mirror` (default: the
         landmarker's) averages each crop's points with its mirror image's."""
-        crops = np.asarray(crops)
-        if crops.ndim != 3 or crops.shape[1:] != (self.size, self.size):
-            raise FacemarkError(f"crops must have shape (N, {self.size}, {self.size}), got {crops.shape}")
         if self.mirror if mirror is None else mirror:
-            both = self.predict_crops(np.concatenate([crops, crops[:, :, ::-1]]), batch, mirror=False)
-            return (both[: len(crops)] + self._unmirror(both[len(crops) :])) / 2
+            plain, mirrored = self.predict_with_mirror(crops, batch)
+            return (plain + mirrored) / 2
+        crops = self._checked(crops)
         x = (crops.astype(np.float32) * np.float32(self.config.pixel_scale))[..., None]
         out = [self._run(x[i : i + batch]) for i in range(0, len(x), batch)] or [
             np.zeros((0, 2 * self.scheme.num_points))
         ]
         return np.concatenate(out).reshape(len(x), -1, 2).astype(np.float64) * self.size
+
+    def predict_with_mirror(self, crops: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Each crop's points, and its mirror image's mapped back onto it: two opinions, one batch."""
+        crops = self._checked(crops)
+        both = self.predict_crops(np.concatenate([crops, crops[:, :, ::-1]]), batch, mirror=False)
+        return both[: len(crops)], self._unmirror(both[len(crops) :])
+
+    def _checked(self, crops: np.ndarray) -> np.ndarray:
+        crops = np.asarray(crops)
+        if crops.ndim != 3 or crops.shape[1:] != (self.size, self.size):
+            raise FacemarkError(f"crops must have shape (N, {self.size}, {self.size}), got {crops.shape}")
+        return crops
 
     def crop(self, image: np.ndarray, box=None) -> tuple[np.ndarray, np.ndarray]:
         """The model's input crop for a face box, or for the whole image when `box` is None."""
@@ -241,12 +256,12 @@ class Landmarker:
                 break
             crops, matrices = zip(*(crop_face(grays[i], b, self.config.crop) for i, b in zip(owners, boxes)))
             last = p == passes
-            pred = self.predict_crops(np.stack(crops + tuple(c[:, ::-1] for c in crops) * last), mirror=False)
-            if last:  # the mirror image's points, un-mirrored: a second opinion, averaged in
-                mirrored = self._unmirror(pred[len(crops) :])
-                pred = pred[: len(crops)]
+            if last:  # the mirror image's points: a second opinion, averaged in
+                pred, mirrored = self.predict_with_mirror(np.stack(crops))
                 doubt = np.abs(pred - mirrored).max(axis=(1, 2)) / self.size * self.config.crop.scale
                 pred = (pred + mirrored) / 2
+            else:
+                pred = self.predict_crops(np.stack(crops), mirror=False)
             new = np.stack([to_original(q, m) for q, m in zip(pred, matrices)])
             if last and p:  # how far the last re-framing moved the points
                 doubt = np.maximum(doubt, np.abs(new - points).max(axis=(1, 2)) / (boxes[:, 2] - boxes[:, 0]))

@@ -5,8 +5,10 @@ Targets and predictions have the model's output shape (N, 1, 1, 2K), coordinates
 
 from __future__ import annotations
 
-import keras
-from keras import ops
+from facemark._tensorflow import import_keras
+
+keras = import_keras()  # TensorFlow's native start-up notices held back
+ops = keras.ops
 
 LOSSES = ("mse", "l1", "wing")
 

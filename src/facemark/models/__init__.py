@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from facemark._tensorflow import import_tensorflow
+from facemark._tensorflow import import_keras
 from facemark.errors import FacemarkError
 
 if TYPE_CHECKING:
@@ -15,8 +15,7 @@ ARCHS = ("seed", "fmnet")
 
 def load_keras_model(path, compile: bool = False) -> keras.Model:
     """Load a `.keras` file in safe mode (no arbitrary code), with facemark's layers registered."""
-    import_tensorflow()
-    import keras
+    keras = import_keras()
 
     import facemark.losses  # noqa: F401  (registers the loss for compiled checkpoints)
     import facemark.models.fmnet  # noqa: F401  (registers its custom layers)
@@ -29,7 +28,7 @@ def load_keras_model(path, compile: bool = False) -> keras.Model:
 
 def build_model(arch: str, num_points: int, input_size: int = 96) -> keras.Model:
     """A fresh, untrained model of the named architecture for K points."""
-    import_tensorflow()
+    import_keras()
     if arch == "seed":
         from facemark.models.seed import build_seed
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facemark.cli import main
+from facemark.cli import build_parser, main
 
 from conftest import synthetic_face
 
@@ -248,3 +248,11 @@ def test_commands_that_need_the_training_extra_say_so(monkeypatch, capsys):
     monkeypatch.setitem(cli.COMMANDS, "export", missing)
     rc = main(["export", "--model", "kaggle15", "--format", "onnx", "-o", "x.onnx"])
     _one_error_line(capsys, rc, "pip install 'facemark[train]'")
+
+
+def test_train_offers_every_loss_the_trainer_knows():
+    from facemark.losses import LOSSES
+
+    train = next(a for a in build_parser()._actions if a.choices and "train" in a.choices).choices["train"]
+    loss = next(a for a in train._actions if "--loss" in a.option_strings)
+    assert tuple(loss.choices) == LOSSES

@@ -32,6 +32,13 @@ def test_fmnet_is_small():
     assert build_model("fmnet", 68).count_params() * 4 <= 1_000_000
 
 
+def test_fmnet_width_scales_channels_and_keeps_the_contract():
+    narrow, wide = build_model("fmnet", 15), build_model("fmnet", 15, width=1.5)
+    assert wide.count_params() > 1.8 * narrow.count_params()
+    out = np.asarray(wide.predict_on_batch(np.ones((1, 96, 96, 1), np.float32)))
+    assert out.shape == (1, 1, 1, 30)
+
+
 def test_fmnet_output_layer_is_the_depthwise_convolution_it_claims_to_be():
     from facemark.models.fmnet import CoordinateConv, coordinate_kernel
 
@@ -79,7 +86,21 @@ def test_masked_mse_equals_mse_on_complete_rows_and_ignores_missing():
     assert float(loss(y_missing, p)) == pytest.approx(float(np.mean((y[..., :10] - p[..., :10]) ** 2)), rel=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["mse", "l1", "wing"])
+def test_nme_loss_is_the_benchmarks_inter_ocular_error():
+    from facemark.metrics import compute_metrics
+    from facemark.schemes import get_scheme
+
+    scheme = get_scheme("kaggle15")
+    rng = np.random.default_rng(0)
+    y = rng.uniform(0.3, 0.7, (4, 1, 1, 30)).astype("float32")
+    y[..., 6:8], y[..., 10:12] = (0.75, 0.4), (0.25, 0.4)  # outer eye corners half a crop apart
+    p = y + rng.normal(0, 0.02, y.shape).astype("float32")
+    loss = MaskedLandmarkLoss("nme", ocular=scheme.ocular)
+    nme = compute_metrics(p.reshape(4, 15, 2) * 96, y.reshape(4, 15, 2) * 96, scheme).nme_io
+    assert float(loss(y, p)) * 100 == pytest.approx(nme, rel=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["mse", "l1", "wing", "nme"])
 def test_losses_give_finite_gradients_with_missing_targets(kind):
     import tensorflow as tf
 
@@ -87,7 +108,7 @@ def test_losses_give_finite_gradients_with_missing_targets(kind):
     y[0, ..., :2] = 0.5
     p = tf.Variable(np.full((2, 1, 1, 4), 0.4, np.float32))
     with tf.GradientTape() as tape:
-        value = MaskedLandmarkLoss(kind)(y, p)
+        value = MaskedLandmarkLoss(kind, ocular=(0, 1))(y, p)
     grad = tape.gradient(value, p).numpy()
     assert np.isfinite(grad).all()
     assert (grad[0, ..., :2] != 0).all() and (grad[0, ..., 2:] == 0).all() and (grad[1] == 0).all()

@@ -77,6 +77,13 @@ def test_scheme_that_does_not_match_the_data(tmp_path, kaggle_csv):
     assert not (tmp_path / "r").exists()  # nothing written for a run that could not start
 
 
+@pytest.mark.parametrize("arch,width", [("fmnet", 0), ("seed", 2)])
+def test_a_width_the_architecture_cannot_take_is_refused_before_any_work(tmp_path, kaggle_csv, arch, width):
+    with pytest.raises(FacemarkError, match="width"):
+        train(TrainConfig(data=str(kaggle_csv), arch=arch, width=width, epochs=1), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
 def test_identity_split_keeps_each_person_on_one_side():
     ids = [f"p{i % 7}" for i in range(70)]
     tr, va = split_indices(ids, 0.3, seed=0)

@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=None, help="default 30")
     t.add_argument("--batch", type=int, default=None, help="default: the architecture's recipe")
     t.add_argument("--lr", type=float, default=None)
-    t.add_argument("--loss", choices=["mse", "l1", "wing"], default=None)
+    t.add_argument("--loss", choices=["mse", "l1", "wing", "nme"], default=None)
     t.add_argument("--schedule", choices=["constant", "cosine"], default=None)
     aug = t.add_mutually_exclusive_group()
     aug.add_argument("--augment", dest="augment", action="store_true", default=None)

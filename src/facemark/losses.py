@@ -10,22 +10,38 @@ from facemark._tensorflow import import_keras
 keras = import_keras()  # TensorFlow's native start-up notices held back
 ops = keras.ops
 
-LOSSES = ("mse", "l1", "wing")
+LOSSES = ("mse", "l1", "wing", "nme")
+# "nme": a face's inter-ocular distance below this share of the crop is taken as this share, so
+# a near-profile face (eye corners almost on top of each other) cannot dominate a batch.
+MIN_OCULAR = 0.2
 
 
 @keras.saving.register_keras_serializable(package="facemark")
 class MaskedLandmarkLoss(keras.losses.Loss):
-    """Mean over present coordinates of MSE, L1 or Wing (Feng et al. 2018, in crop pixels).
+    """Mean over present coordinates of MSE, L1 or Wing (Feng et al. 2018, in crop pixels), or
+    `nme`: mean over present points of the point distance over the face's inter-ocular distance,
+    the benchmark's own error (needs the scheme's `ocular` point indices).
 
     With every point present, `mse` is exactly the article's mean squared error.
     """
 
-    def __init__(self, kind: str = "mse", crop_size: int = 96, wing_w: float = 4.0, wing_eps: float = 1.0, **kwargs):
+    def __init__(
+        self,
+        kind: str = "mse",
+        crop_size: int = 96,
+        wing_w: float = 4.0,
+        wing_eps: float = 1.0,
+        ocular: tuple[int, int] | None = None,
+        **kwargs,
+    ):
         kwargs.setdefault("name", f"masked_{kind}")
         super().__init__(**kwargs)
         if kind not in LOSSES:
             raise ValueError(f"unknown loss {kind!r}; known: {', '.join(LOSSES)}")
+        if kind == "nme" and ocular is None:
+            raise ValueError("the nme loss needs the scheme's ocular point indices")
         self.kind = kind
+        self.ocular = None if ocular is None else tuple(ocular)
         self.crop_size = crop_size
         self.wing_w = wing_w
         self.wing_eps = wing_eps
@@ -35,6 +51,8 @@ class MaskedLandmarkLoss(keras.losses.Loss):
         # Where a target is missing, compare the prediction with itself: zero error, zero gradient.
         target = ops.where(present, y_true, ops.stop_gradient(y_pred))
         err = y_pred - target
+        if self.kind == "nme":
+            return self._nme(err, present, y_true)
         if self.kind == "mse":
             per = ops.square(err)
         elif self.kind == "l1":
@@ -49,9 +67,24 @@ class MaskedLandmarkLoss(keras.losses.Loss):
         # Per-sample mean over its present coordinates; a sample with none adds zero.
         return ops.sum(per * present, axis=axes) / ops.maximum(ops.sum(present, axis=axes), 1.0)
 
+    def _nme(self, err, present, y_true):
+        points = ops.reshape(err, (-1, err.shape[-1] // 2, 2))
+        # A tiny floor keeps the square root's gradient finite where a point is exact.
+        dist = ops.sqrt(ops.sum(ops.square(points), axis=-1) + 1e-12)
+        here = ops.cast(ops.all(ops.reshape(present, (-1, err.shape[-1] // 2, 2)), axis=-1), dist.dtype)
+        truth = ops.reshape(ops.where(present, y_true, 0.0), (-1, err.shape[-1] // 2, 2))
+        i, j = self.ocular
+        ocular = ops.sqrt(ops.sum(ops.square(truth[:, i] - truth[:, j]), axis=-1))
+        # Without both eye corners a face is scaled as a typical one (the floor is a third of that).
+        known = here[:, i] * here[:, j]
+        ocular = ops.maximum(ops.where(known > 0, ocular, 3 * MIN_OCULAR), MIN_OCULAR)
+        per = ops.sum(dist * here, axis=1) / ops.maximum(ops.sum(here, axis=1), 1.0)
+        return per / ocular
+
     def get_config(self) -> dict:
         return {
             **super().get_config(),
+            "ocular": self.ocular,
             "kind": self.kind,
             "crop_size": self.crop_size,
             "wing_w": self.wing_w,

@@ -67,6 +67,7 @@ class TrainConfig:
     aug_shift: float | None = None  # crop shift range (fraction of the side); default AugmentConfig's
     aug_scale: float | None = None  # crop size range (+-); default AugmentConfig's
     mirror_offset: float = 0.0  # the labels' offset from mirror symmetry, crop px (scripts/mirror_offset.py)
+    width: float = 1.0  # channel multiplier of the architecture (fmnet)
 
     def resolved(self) -> TrainConfig:
         """Fill the recipe defaults and check every value, so bad options fail before any work."""
@@ -85,6 +86,8 @@ class TrainConfig:
             raise FacemarkError("epochs, batch and lr must be positive")
         if not 0 < cfg.val_fraction < 1:
             raise FacemarkError("val_fraction must be between 0 and 1")
+        if cfg.width <= 0 or (cfg.arch == "seed" and cfg.width != 1):
+            raise FacemarkError("width must be positive, and 1 for the seed (the article's network as it is)")
         return cfg
 
     @classmethod
@@ -131,7 +134,7 @@ def fit_box_regressor(cache: FaceCache, spec: CropSpec) -> BoxRegressor | None:
         return None
 
 
-def _compile(model, cfg: TrainConfig, steps_total: int) -> None:
+def _compile(model, cfg: TrainConfig, steps_total: int, scheme: Scheme) -> None:
     import keras
 
     from facemark.losses import MaskedLandmarkLoss
@@ -139,7 +142,8 @@ def _compile(model, cfg: TrainConfig, steps_total: int) -> None:
     lr = cfg.lr
     if cfg.schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=steps_total, alpha=0.01, warmup_target=None)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=MaskedLandmarkLoss(cfg.loss))
+    loss = MaskedLandmarkLoss(cfg.loss, ocular=scheme.ocular)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss)
 
 
 def predict_points(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -297,8 +301,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
         history = [EpochRecord(**h) for h in state["history"]]
         best_score, best_epoch, start = state["best_score"], state["best_epoch"], state["epoch"]
     else:
-        model = build_model(cfg.arch, scheme.num_points, spec.size)
-        _compile(model, cfg, steps * cfg.epochs)
+        model = build_model(cfg.arch, scheme.num_points, spec.size, cfg.width)
+        _compile(model, cfg, steps * cfg.epochs, scheme)
 
     ranges = {k: v for k, v in (("shift", cfg.aug_shift), ("scale", cfg.aug_scale)) if v is not None}
     aug = AugmentConfig(**ranges, mirror_offset=cfg.mirror_offset) if cfg.augment else AugmentConfig.none()

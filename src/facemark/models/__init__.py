@@ -26,7 +26,7 @@ def load_keras_model(path, compile: bool = False) -> keras.Model:
         raise FacemarkError(f"{path}: cannot load the Keras model ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
-def build_model(arch: str, num_points: int, input_size: int = 96) -> keras.Model:
+def build_model(arch: str, num_points: int, input_size: int = 96, width: float = 1.0) -> keras.Model:
     """A fresh, untrained model of the named architecture for K points."""
     import_keras()
     if arch == "seed":
@@ -36,5 +36,5 @@ def build_model(arch: str, num_points: int, input_size: int = 96) -> keras.Model
     if arch == "fmnet":
         from facemark.models.fmnet import build_fmnet
 
-        return build_fmnet(num_points, input_size)
+        return build_fmnet(num_points, input_size, width)
     raise FacemarkError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")

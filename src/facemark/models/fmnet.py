@@ -104,9 +104,13 @@ class CoordinateConv(keras.layers.DepthwiseConv2D):
         return keras.ops.reshape(out, (-1, 1, 1, out.shape[1] * out.shape[2]))
 
 
-def build_fmnet(num_points: int, input_size: int = 96, width: int = 1) -> keras.Model:
-    """fmnet for K points: 96x96x1 in, 24x24 maps inside, (1, 1, 2K) coordinates out."""
-    w = [c * width for c in (16, 32, 64, 96, 128)]
+def build_fmnet(num_points: int, input_size: int = 96, width: float = 1.0) -> keras.Model:
+    """fmnet for K points: 96x96x1 in, 24x24 maps inside, (1, 1, 2K) coordinates out.
+
+    `width` multiplies every stage's channels: accuracy grows with it, and so do cost and size
+    (docs/training.md); the shipped models use 1.
+    """
+    w = [round(c * width) for c in (16, 32, 64, 96, 128)]
     inputs = keras.Input((input_size, input_size, 1), name="image")
     x = _conv_bn(inputs, w[0], 3, 2, "stem")  # 48
     x = _separable(x, w[1], 2, "e1a")  # 24

@@ -17,25 +17,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def recipe(name: str, data: str, threads: int | None = None):
+    """The shipped recipe as a TrainConfig; its one thread (what makes it bit-reproducible) is
+    replaced only by an explicit `threads`."""
+    from facemark.training import TrainConfig
+
+    saved = json.loads((ROOT / "configs" / f"{name}.json").read_text())
+    return TrainConfig.from_dict({**saved, "data": data, **({} if threads is None else {"threads": threads})})
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("name", choices=["kaggle15", "ibug68"])
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ytf68"))
     p.add_argument("--run", default=None, help="run folder (default runs/NAME)")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: the recipe's, 1)")
     p.add_argument("--no-ship", action="store_true", help="train only; leave the package alone")
     a = p.parse_args()
 
     from facemark.bundle import KERAS_NAME, ONNX_NAME, ModelConfig
     from facemark.errors import FacemarkError
     from facemark.export import export
-    from facemark.training import TrainConfig, train
+    from facemark.training import train
 
-    recipe = json.loads((ROOT / "configs" / f"{a.name}.json").read_text())
     run = Path(a.run or ROOT / "runs" / a.name)
     try:
-        cfg = TrainConfig.from_dict({**recipe, "data": a.data, "threads": a.threads})
-        result = train(cfg, run, resume=(run / "checkpoints" / "latest").exists())
+        result = train(recipe(a.name, a.data, a.threads), run, resume=(run / "checkpoints" / "latest").exists())
         print(f"best epoch {result.best_epoch}: {result.best.to_dict() if result.best else None}")
         if a.no_ship:
             return 0

@@ -91,3 +91,15 @@ def test_identity_split_keeps_each_person_on_one_side():
     assert not {ids[i] for i in tr} & {ids[i] for i in va}
     tr2, va2 = split_indices([None] * 70, 0.2, seed=0)
     assert len(va2) == 14 and not set(tr2) & set(va2)
+
+
+def test_retrain_keeps_the_recipes_single_thread_unless_told():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "retrain.py"
+    spec = importlib.util.spec_from_file_location("retrain", path)
+    retrain = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(retrain)
+    assert retrain.recipe("kaggle15", "data").threads == 1
+    assert retrain.recipe("kaggle15", "data", threads=2).threads == 2

@@ -1,10 +1,12 @@
 """Speed and size of the landmark step: ours on ONNX Runtime and Keras, dlib, MediaPipe face mesh.
 
     python benchmarks/speed.py [--model kaggle15] [--mediapipe-python PATH] [--install-size]
+    python benchmarks/speed.py --widths 1,1.25,1.5,2
 
 All timings in one run on the same face crops: latency at batch 1 on one thread, throughput at
 a large batch on all cores, import + first prediction in a fresh process, model file sizes, and
-(with --install-size) the site-packages size of a fresh base install.
+(with --install-size) the site-packages size of a fresh base install. --widths instead prices
+fmnet at other channel widths (untrained: cost does not depend on the weights) against dlib.
 """
 
 from __future__ import annotations
@@ -38,19 +40,24 @@ def per_call(fn, n: int) -> float:
     return float(np.median(times))
 
 
-def onnx_figures(folder: Path, crops: np.ndarray) -> tuple[float, float]:
-    """Batch-1 latency of a one-thread session; throughput through `Landmarker.predict_crops`,
-    the path users take (one-thread sessions on every core, cache-sized calls)."""
+def onnx_latency(path: Path, crops: np.ndarray) -> float:
+    """Seconds per face at batch 1 in a one-thread ONNX Runtime session."""
     import onnxruntime as ort
-
-    from facemark.inference import Landmarker
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    one = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    one = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     name = one.get_inputs()[0].name
-    latency = per_call(lambda: one.run(None, {name: crops[:1]}), 2000)
+    return per_call(lambda: one.run(None, {name: crops[:1]}), 2000)
+
+
+def onnx_figures(folder: Path, crops: np.ndarray) -> tuple[float, float]:
+    """Batch-1 latency of a one-thread session; throughput through `Landmarker.predict_crops`,
+    the path users take (one-thread sessions on every core, cache-sized calls)."""
+    from facemark.inference import Landmarker
+
+    latency = onnx_latency(folder / "model.onnx", crops)
     landmarker = Landmarker(folder, backend="onnx")
     big = np.repeat((crops[..., 0] * 255).round().astype(np.uint8), 1024 // len(crops), axis=0)
     throughput = len(big) / per_call(lambda: landmarker.predict_crops(big, batch=len(big)), 20)
@@ -66,6 +73,34 @@ def keras_figures(folder: Path, crops: np.ndarray) -> tuple[float, float]:
     big = np.repeat(crops, 1024 // len(crops), axis=0)
     throughput = len(big) / per_call(lambda: model.predict_on_batch(big), 10)
     return latency, throughput
+
+
+def mmac(model) -> float:
+    """Multiply-accumulates of the convolutions for one face, in millions."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D | keras.layers.DepthwiseConv2D):
+            total += int(np.prod(layer.output.shape[1:3])) * int(np.prod(layer.kernel.shape))
+    return total / 1e6
+
+
+def width_figures(widths: list[float], crops: np.ndarray, dlib_lat: float | None) -> None:
+    """Cost of fmnet (kaggle15) at each width: parameters, MMAC, batch-1 ONNX latency."""
+    from facemark.export import _to_onnx
+    from facemark.models import build_model
+
+    print(f"{'fmnet width':<12} {'params':>8} {'MB fp32':>8} {'MMAC':>6} {'batch-1 ms':>11} {'x dlib':>7}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for width in widths:
+            model = build_model("fmnet", 15, 96, width)
+            path = Path(tmp) / f"w{width}.onnx"
+            _to_onnx(model, path, "fp32", crops)
+            latency = onnx_latency(path, crops)
+            ratio = f"{dlib_lat / latency:7.2f}" if dlib_lat else f"{'-':>7}"
+            params = model.count_params()
+            print(f"{width:<12g} {params:>8} {params * 4 / 1e6:8.2f} {mmac(model):6.1f} {latency * 1e3:11.3f} {ratio}")
 
 
 def dlib_figures() -> float | None:
@@ -145,10 +180,14 @@ def main() -> int:
     p.add_argument("--model", default="kaggle15")
     p.add_argument("--mediapipe-python", default=None)
     p.add_argument("--install-size", action="store_true")
+    p.add_argument("--widths", default=None, help="comma-separated fmnet widths to price instead")
     a = p.parse_args()
 
-    folder = resolve_model(a.model)
     crops = example_crops(96, n=64)
+    if a.widths:
+        width_figures([float(w) for w in a.widths.split(",")], crops, dlib_figures())
+        return 0
+    folder = resolve_model(a.model)
     ort_lat, ort_thr = onnx_figures(folder, crops)
     dlib_lat = dlib_figures()
     mp_lat = mediapipe_figures(a.mediapipe_python)

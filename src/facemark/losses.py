@@ -68,11 +68,11 @@ class MaskedLandmarkLoss(keras.losses.Loss):
         return ops.sum(per * present, axis=axes) / ops.maximum(ops.sum(present, axis=axes), 1.0)
 
     def _nme(self, err, present, y_true):
-        points = ops.reshape(err, (-1, err.shape[-1] // 2, 2))
+        shape = (-1, err.shape[-1] // 2, 2)  # (N, K, 2) points
         # A tiny floor keeps the square root's gradient finite where a point is exact.
-        dist = ops.sqrt(ops.sum(ops.square(points), axis=-1) + 1e-12)
-        here = ops.cast(ops.all(ops.reshape(present, (-1, err.shape[-1] // 2, 2)), axis=-1), dist.dtype)
-        truth = ops.reshape(ops.where(present, y_true, 0.0), (-1, err.shape[-1] // 2, 2))
+        dist = ops.sqrt(ops.sum(ops.square(ops.reshape(err, shape)), axis=-1) + 1e-12)
+        here = ops.cast(ops.all(ops.reshape(present, shape), axis=-1), dist.dtype)
+        truth = ops.reshape(ops.where(present, y_true, 0.0), shape)
         i, j = self.ocular
         ocular = ops.sqrt(ops.sum(ops.square(truth[:, i] - truth[:, j]), axis=-1))
         # Without both eye corners a face is scaled as a typical one (the floor is a third of that).

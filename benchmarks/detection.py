@@ -22,9 +22,9 @@ import numpy as np
 
 from facemark.detection import DETECTORS, Calibration, get_detector
 from facemark.evaluation import evaluate, holdout
-from facemark.imaging import points_box, read_image
+from facemark.imaging import IMAGE_SUFFIXES, points_box, read_image
 from facemark.inference import Landmarker
-from facemark.readers import IMAGE_SUFFIXES, Dataset, read_dataset
+from facemark.readers import Dataset, read_dataset
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ytf68"
 

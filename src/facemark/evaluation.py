@@ -15,7 +15,7 @@ import numpy as np
 
 from facemark.bundle import ModelConfig
 from facemark.errors import FacemarkError
-from facemark.imaging import apply, points_box, write_bytes_atomic
+from facemark.imaging import apply, write_bytes_atomic
 from facemark.inference import Landmarker
 from facemark.metrics import NME_LIMIT, Metrics, compute_metrics
 from facemark.readers import Dataset
@@ -78,9 +78,11 @@ def _crops_and_truth(landmarker: Landmarker, dataset: Dataset) -> tuple[list, np
     scheme = landmarker.scheme
     if not convertible(dataset.scheme, scheme):
         raise FacemarkError(f"the model's scheme {scheme.name} does not match the data ({dataset.scheme.name} points)")
+    if not any(s.mask.any() for s in dataset.samples):
+        raise FacemarkError(f"none of the {len(dataset)} faces has a labelled point: nothing to score")
     crops, gts, matrices = [], [], []
     for s in dataset.samples:
-        crop, matrix = landmarker.crop(s.image, None if dataset.crops else points_box(s.points, s.mask))
+        crop, matrix = landmarker.crop(s.image, None if dataset.crops else s.box())
         gt = apply(matrix, np.where(s.mask[:, None], s.points, np.nan))
         gt, _ = convert_points(gt, s.mask, dataset.scheme, scheme)
         crops.append(crop)
@@ -109,7 +111,7 @@ def _detected_points(landmarker: Landmarker, dataset: Dataset, chunk: int = 64) 
     for start in range(0, len(dataset), chunk):
         samples = dataset.samples[start : start + chunk]
         for s, faces in zip(samples, landmarker.detect_many([s.image for s in samples])):
-            gt_box = points_box(s.points, s.mask)
+            gt_box = s.box()
             inside = [f for f in faces if f.centred_in(gt_box)]
             centre = (gt_box[:2] + gt_box[2:]) / 2
             best = min(inside, key=lambda f: np.hypot(*(np.asarray(f.centre) - centre)), default=None)

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-# Decompression-bomb guard: OpenCV refuses images larger than this before allocating them.
-MAX_IMAGE_PIXELS = 64_000_000
+# Decompression-bomb guard: what real cameras produce (phones take 50-200 MP) is accepted; a file
+# whose header claims more is refused before any pixel is allocated. OpenCV enforces the same
+# limit for the formats whose headers are not read here.
+MAX_IMAGE_PIXELS = 250_000_000
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
 
 import cv2  # noqa: E402  (the limit above must be set before OpenCV is imported)
@@ -23,45 +25,166 @@ from facemark.errors import FacemarkError  # noqa: E402
 
 cv2.setNumThreads(1)  # OpenCV's own pool fights the model's threads for 2 cores.
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}  # what OpenCV reads and writes
 
-def read_image(path: str | Path, gray: bool = True) -> np.ndarray:
-    """Decode an image file (uint8, HxW gray or HxWx3 BGR), or fail with one clear line."""
+
+def read_image(path: str | Path, gray: bool = True, unchanged: bool = False) -> np.ndarray:
+    """Decode an image file (uint8, HxW gray or HxWx3 BGR; `unchanged`: as stored, alpha
+    included), or fail with one clear line."""
     path = Path(path)
     try:
         data = np.fromfile(path, dtype=np.uint8)
-    except (FileNotFoundError, IsADirectoryError):
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise FacemarkError(f"{path}: no such image file") from None
     except OSError as exc:
         raise FacemarkError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return decode_image(data, gray, unchanged)
+    except FacemarkError as exc:
+        raise FacemarkError(f"{path}: {exc}") from None
+
+
+def decode_image(data: np.ndarray | bytes, gray: bool = True, unchanged: bool = False) -> np.ndarray:
+    """Decode image bytes; FacemarkError says why not (empty, truncated, too large, unreadable).
+
+    Bytes after a JPEG's or PNG's end marker (Motion Photos, some cameras and editors) are
+    ignored; a file cut off before its end marker is refused rather than decoded with grey fill.
+    `unchanged` keeps the alpha channel and bit depth (overlay pictures).
+    """
+    data = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data
     if data.size == 0:
-        raise FacemarkError(f"{path}: empty file, not an image")
-    image = decode_image(data, gray)
-    if image is None:
-        raise FacemarkError(f"{path}: not a readable image (corrupt, truncated or unsupported format)")
-    return image
-
-
-def decode_image(data: np.ndarray, gray: bool = True) -> np.ndarray | None:
-    """Decode bytes; None when OpenCV cannot (it logs, never raises, on most bad input)."""
-    flags = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
+        raise FacemarkError("empty file, not an image")
+    size, complete = image_header(data)
+    if size and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        w, h = size
+        raise FacemarkError(
+            f"{w}x{h} pixels ({w * h / 1e6:.0f} MP) is over the {MAX_IMAGE_PIXELS / 1e6:.0f} MP limit "
+            "(a decompression-bomb guard)"
+        )
+    if not complete:
+        raise FacemarkError("not a readable image (truncated: the file ends before its end marker)")
+    flags = cv2.IMREAD_UNCHANGED if unchanged else cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
     try:
         image = cv2.imdecode(data, flags)
     except cv2.error:
-        return None
-    if image is None or image.size == 0 or _is_truncated(data):
-        return None
+        image = None
+    if image is None or image.size == 0:
+        raise FacemarkError("not a readable image (corrupt, truncated or unsupported format)")
     return image
 
 
-def _is_truncated(data: np.ndarray) -> bool:
-    """OpenCV decodes cut-off JPEGs and PNGs silently (grey fill); catch the two common cases."""
-    head = data[:8].tobytes()
-    tail = data[-16:].tobytes()
-    if head.startswith(b"\xff\xd8"):
-        return b"\xff\xd9" not in tail
-    if head.startswith(b"\x89PNG"):
-        return b"IEND" not in tail
-    return False
+def image_header(data: np.ndarray) -> tuple[tuple[int, int] | None, bool]:
+    """(width, height) from a JPEG's or PNG's header (None for other formats), and whether the
+    file reaches its end marker. Other formats are left to the decoder: (None, True)."""
+    raw = data.tobytes() if data.size < 1 << 16 else memoryview(data)
+    if bytes(raw[:2]) == b"\xff\xd8":
+        return _jpeg_header(data)
+    if bytes(raw[:8]) == b"\x89PNG\r\n\x1a\n":
+        return _png_header(bytes(data))
+    return None, True
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_header(data: np.ndarray) -> tuple[tuple[int, int] | None, bool]:
+    """Walk a JPEG's segments to its end-of-image marker; scans are skipped to their next marker."""
+    n = len(data)
+    after = data[1:]
+    # Markers inside entropy-coded data: 0xFF not followed by 0x00 (stuffing), 0xFF (fill) or RSTn.
+    markers = np.flatnonzero((data[:-1] == 0xFF) & (after != 0) & (after != 0xFF) & ((after < 0xD0) | (after > 0xD7)))
+    size, pos = None, 2
+    while pos + 2 <= n:
+        if data[pos] != 0xFF:
+            return size, False
+        marker = int(data[pos + 1])
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker == 0xD9:
+            return size, True
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            pos += 2
+            continue
+        if pos + 4 > n:
+            return size, False
+        length = int(data[pos + 2]) << 8 | int(data[pos + 3])
+        if marker in _SOF and pos + 9 <= n:
+            h = int(data[pos + 5]) << 8 | int(data[pos + 6])
+            w = int(data[pos + 7]) << 8 | int(data[pos + 8])
+            size = (w, h)
+        pos += 2 + length
+        if marker == 0xDA:  # a scan: its data runs to the next marker
+            i = int(np.searchsorted(markers, pos))
+            if i == len(markers):
+                return size, False
+            pos = int(markers[i])
+    return size, False
+
+
+def _png_header(data: bytes) -> tuple[tuple[int, int] | None, bool]:
+    """Walk a PNG's chunks to IEND."""
+    size, pos, n = None, 8, len(data)
+    while pos + 8 <= n:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        if kind == b"IHDR" and pos + 16 <= n:
+            size = (int.from_bytes(data[pos + 8 : pos + 12], "big"), int.from_bytes(data[pos + 12 : pos + 16], "big"))
+        pos += 12 + length
+        if kind == b"IEND":
+            return size, pos <= n
+    return size, False
+
+
+def as_image(image: np.ndarray) -> np.ndarray:
+    """A caller's array as the uint8 gray or BGR image the pipeline works on, or one clear error.
+
+    uint16 images keep their top 8 bits; floats are read as 0-1 when they stay within it (else
+    0-255); an alpha channel is dropped.
+    """
+    if not isinstance(image, np.ndarray):
+        raise FacemarkError(f"an image must be a numpy array or a file path, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise FacemarkError(f"an image must be HxW, HxWx3 or HxWx4, got shape {image.shape}")
+    if image.size == 0:
+        raise FacemarkError(f"the image is empty (shape {image.shape})")
+    if image.dtype == np.uint8:
+        pass
+    elif image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype == np.bool_:
+        image = image.astype(np.uint8) * 255
+    elif np.issubdtype(image.dtype, np.number) and not np.issubdtype(image.dtype, np.complexfloating):
+        if not np.isfinite(image).all():
+            raise FacemarkError("the image holds NaN or infinite values")
+        top = 1.0 if np.issubdtype(image.dtype, np.floating) and image.max() <= 1.0 else 255.0
+        image = np.clip(np.rint(image.astype(np.float64) * (255.0 / top)), 0, 255).astype(np.uint8)
+    else:
+        raise FacemarkError(f"an image must hold numbers, got dtype {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = np.ascontiguousarray(image[..., :3])
+    return image
+
+
+# Detection works on a copy of at most this many pixels: the cascade's smallest face is a fixed
+# share of the image, so larger copies find the same faces, slower and in more memory.
+WORKING_PIXELS = 2_000_000
+
+
+def working_copy(image: np.ndarray, max_pixels: int = WORKING_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+    """The gray copy detection runs on (area-shrunk to at most `max_pixels`) and the 2x3 matrix
+    from its pixels to the image's, so a caller can drop a large decoded photo at once."""
+    gray = to_gray(as_image(image))
+    h, w = gray.shape
+    k = (max_pixels / (h * w)) ** 0.5
+    if k >= 1:
+        return gray, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    new_w, new_h = max(1, round(w * k)), max(1, round(h * k))
+    small = cv2.resize(gray, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    fx, fy = w / new_w, h / new_h  # area resize maps pixel centres as x = f * x' + (f - 1) / 2
+    return small, np.array([[fx, 0.0, (fx - 1) / 2], [0.0, fy, (fy - 1) / 2]])
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:

@@ -13,10 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
-from facemark.bundle import KERAS_NAME, ONNX_NAME, ModelConfig, resolve_model
+from facemark.bundle import CONFIG_NAME, KERAS_NAME, ONNX_NAME, ModelConfig, resolve_model
 from facemark.detection import Detector, get_detector
 from facemark.errors import FacemarkError
-from facemark.imaging import CropSpec, crop_face, read_image, to_gray, to_original, whole_image_box
+from facemark.imaging import (
+    CropSpec,
+    apply,
+    as_image,
+    crop_face,
+    read_image,
+    to_gray,
+    to_original,
+    whole_image_box,
+    working_copy,
+)
 from facemark.schemes import Scheme
 
 BACKENDS = ("auto", "onnx", "keras")
@@ -51,6 +61,11 @@ class FaceLandmarks:
         x, y = self.centre
         return box[0] <= x <= box[2] and box[1] <= y <= box[3]
 
+    def mapped(self, matrix: np.ndarray) -> FaceLandmarks:
+        """This face in another pixel frame (2x3 affine from this frame's pixels to that one's)."""
+        (x0, y0), (x1, y1) = apply(matrix, np.array([self.box[:2], self.box[2:]], dtype=np.float64))
+        return FaceLandmarks(apply(matrix, self.points), self.scheme, (x0, y0, x1, y1), self.score)
+
     def to_dict(self) -> dict:
         return {
             "box": [round(float(v), 2) for v in self.box],
@@ -64,6 +79,7 @@ class _KerasRunner:
         from facemark.models import load_keras_model
 
         self.model = load_keras_model(path)
+        self.outputs = int(np.prod(self.model.output_shape[1:]))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict_on_batch(x))
@@ -85,6 +101,8 @@ class _OnnxRunner:
         self.workers = threads or os.cpu_count() or 1
         self.sessions = [self._session()]  # the others start with the first large batch
         self.input = self.sessions[0].get_inputs()[0].name
+        dims = self.sessions[0].get_outputs()[0].shape[1:]
+        self.outputs = int(np.prod(dims)) if all(isinstance(d, int) for d in dims) else None
         self.pool: ThreadPoolExecutor | None = None
 
     def _session(self):
@@ -159,6 +177,12 @@ class Landmarker:
             if not keras_path.exists():
                 raise FacemarkError(f"{folder}: no {KERAS_NAME} in this model")
             self._run = _KerasRunner(keras_path)
+        if self._run.outputs is not None and self._run.outputs != 2 * self.scheme.num_points:
+            raise FacemarkError(
+                f"{folder}: the network gives {self._run.outputs} numbers but its scheme {self.scheme.name} "
+                f"needs {2 * self.scheme.num_points} ({self.scheme.num_points} points): network and "
+                f"{CONFIG_NAME} do not belong together"
+            )
         self.backend = backend
         self._detector = detector
         self.mirror = mirror
@@ -205,16 +229,20 @@ class Landmarker:
         return self.predict_many([image], [box])[0]
 
     def predict_many(self, images: list, boxes: list | None = None) -> list[FaceLandmarks]:
-        """One face per image (paths or arrays), run as a single batch."""
-        boxes = boxes or [None] * len(images)
+        """One face per image (paths or arrays), run as a single batch; `boxes`, when given, has
+        one box (or None: the whole image) per image."""
+        if boxes is None:
+            boxes = [None] * len(images)
+        elif len(boxes) != len(images):
+            raise FacemarkError(f"predict_many got {len(images)} images but {len(boxes)} boxes (one per image)")
         crops, matrices, used = [], [], []
         for image, box in zip(images, boxes):
-            if not isinstance(image, np.ndarray):
-                image = read_image(image)
+            image = _image(image)
+            box = whole_image_box(image) if box is None else _checked_box(box, image.shape)
             crop, matrix = self.crop(to_gray(image), box)
             crops.append(crop)
             matrices.append(matrix)
-            used.append(whole_image_box(image) if box is None else np.asarray(box, dtype=np.float64))
+            used.append(box)
         if not crops:
             return []
         points = self.predict_crops(np.stack(crops))
@@ -229,15 +257,21 @@ class Landmarker:
 
     def detect_many(self, images: list) -> list[list[FaceLandmarks]]:
         """Every face in each image (paths or arrays); all faces go through the model together."""
-        grays = [to_gray(read_image(im) if not isinstance(im, np.ndarray) else im) for im in images]
+        return self.detect_working([working_copy(_image(im)) for im in images])
+
+    def detect_working(self, copies: list[tuple[np.ndarray, np.ndarray]]) -> list[list[FaceLandmarks]]:
+        """`detect_many` on `imaging.working_copy`s (gray copy, matrix to original pixels): lets a
+        caller that decodes large photos keep only the small copies. Results in original pixels."""
+        grays = [g for g, _ in copies]
         found = [self.detector.detect(g) for g in grays]
         owners = [i for i, boxes in enumerate(found) for _ in boxes]
         flat = [b for boxes in found for b in boxes]
         points, doubt = self.fit_boxes(grays, owners, np.array([b.as_array() for b in flat]).reshape(-1, 4))
-        out: list[list[FaceLandmarks]] = [[] for _ in images]
+        out: list[list[FaceLandmarks]] = [[] for _ in copies]
         for i, box, pts, d in zip(owners, flat, points, doubt):
             if d <= MAX_DOUBT:
-                out[i].append(FaceLandmarks(pts, self.scheme, (box.x0, box.y0, box.x1, box.y1), box.score))
+                face = FaceLandmarks(pts, self.scheme, (box.x0, box.y0, box.x1, box.y1), box.score)
+                out[i].append(face.mapped(copies[i][1]))
         return out
 
     def fit_boxes(
@@ -276,3 +310,22 @@ class Landmarker:
         out = points[:, self.scheme.flip_permutation()].copy()
         out[..., 0] = self.size - 1 + 2 * self.config.mirror_offset - out[..., 0]
         return out
+
+
+def _image(image: np.ndarray | str | Path) -> np.ndarray:
+    """A path decoded (gray) or a caller's array checked, as the pipeline's uint8 image."""
+    return read_image(image) if isinstance(image, str | Path) else as_image(image)
+
+
+def _checked_box(box, shape: tuple[int, ...]) -> np.ndarray:
+    """A caller's face box as (x0, y0, x1, y1) floats that cover part of an image of `shape`."""
+    try:
+        b = np.asarray(box, dtype=np.float64).reshape(4)
+    except (TypeError, ValueError):
+        raise FacemarkError(f"a face box is (x0, y0, x1, y1), got {box!r}") from None
+    h, w = shape[:2]
+    if not np.isfinite(b).all() or b[2] <= b[0] or b[3] <= b[1]:
+        raise FacemarkError(f"face box {b.tolist()} is not a box (x0 < x1 and y0 < y1, finite)")
+    if b[2] <= -0.5 or b[3] <= -0.5 or b[0] >= w - 0.5 or b[1] >= h - 0.5:
+        raise FacemarkError(f"face box {b.tolist()} lies outside the {w}x{h} image")
+    return b

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from facemark.errors import FacemarkError
-from facemark.imaging import cv2
+from facemark.imaging import cv2, read_image
 from facemark.inference import FaceLandmarks
 from facemark.schemes import KAGGLE15, convert_points
 
@@ -83,9 +83,9 @@ def load_overlay(spec: str | Path, anchors: dict[str, tuple[float, float]] | Non
         raise FacemarkError(f"{spec}: no such overlay file, nor a shipped overlay ({', '.join(BUILTIN)})")
     if not anchors:
         raise FacemarkError(f"{spec}: a picture overlay needs its anchors, e.g. --anchor left_eye_center=120,80")
-    rgba = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
-    if rgba is None:
-        raise FacemarkError(f"{path}: not a readable image")
+    rgba = read_image(path, unchanged=True)
+    if rgba.dtype != np.uint8:  # a 16-bit PNG keeps its top 8 bits
+        rgba = (rgba >> 8).astype(np.uint8)
     return Overlay(rgba, anchors)
 
 

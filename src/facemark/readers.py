@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from facemark.errors import FacemarkError
-from facemark.imaging import read_image
+from facemark.imaging import IMAGE_SUFFIXES, points_box, read_image
 from facemark.schemes import IBUG68, KAGGLE15, Scheme
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 # A point further than this many image sides outside the image is a labelling error, not a face.
 _MAX_OUTSIDE = 0.5
 
@@ -31,7 +30,14 @@ class Sample:
     points: np.ndarray
     mask: np.ndarray
     identity: str | None = None
-    source: str = ""
+    source: str = ""  # file (and line) the sample came from, for messages
+
+    def box(self) -> np.ndarray:
+        """The bounding box of the present points (the GT-box protocol); an error names the sample."""
+        try:
+            return points_box(self.points, self.mask)
+        except FacemarkError as exc:
+            raise FacemarkError(f"{self.source}: {exc}") from None
 
 
 @dataclass
@@ -95,6 +101,12 @@ def read_dataset(path: str | Path, format: str | None = None, split: str | None 
     return ds
 
 
+def _blank(row: list[str]) -> bool:
+    """A blank line (as editors leave at the end): skipped. A row of empty cells is a face
+    without labels, not a blank line."""
+    return len(row) <= 1 and not "".join(row).strip()
+
+
 def _kaggle_columns(header: list[str], where: str) -> list[int]:
     cols = []
     for name in KAGGLE15.point_names:
@@ -131,7 +143,7 @@ def _check_inside(points: np.ndarray, mask: np.ndarray, shape: tuple[int, ...], 
 def read_kaggle_csv(path: Path) -> Iterator[Sample]:
     """Kaggle `training.csv`: 30 coordinate columns and an `Image` column of 9216 pixels."""
     try:
-        f = open(path, newline="")
+        f = open(path, newline="", encoding="utf-8-sig")  # -sig: Excel starts its CSVs with a BOM
     except OSError as exc:
         raise FacemarkError(f"{path}: cannot read ({exc.strerror})") from None
     with f:
@@ -144,6 +156,8 @@ def read_kaggle_csv(path: Path) -> Iterator[Sample]:
         cols = _kaggle_columns(header, str(path))
         img_col = header.index("Image")
         for lineno, row in enumerate(reader, start=2):
+            if _blank(row):
+                continue
             where = f"{path}:{lineno}"
             if len(row) != len(header):
                 raise FacemarkError(f"{where}: {len(row)} cells, expected {len(header)}")
@@ -179,13 +193,13 @@ def read_npz_pair(path: Path) -> Iterator[Sample]:
         raise FacemarkError(f"{npz_path}: not a readable .npz file ({exc})") from None
     if images.ndim != 3 or images.shape[:2] != (96, 96):
         raise FacemarkError(f"{npz_path}: face_images has shape {images.shape}, expected (96, 96, N)")
-    with open(csv_path, newline="") as f:
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if not header:
             raise FacemarkError(f"{csv_path}: empty CSV file")
         cols = _kaggle_columns(header, str(csv_path))
-        rows = list(reader)
+        rows = [row for row in reader if not _blank(row)]
     if len(rows) != images.shape[2]:
         raise FacemarkError(f"{csv_path}: {len(rows)} rows but {images.shape[2]} images in {npz_path.name}")
     for i, row in enumerate(rows):
@@ -213,10 +227,12 @@ def read_ytf68(root: Path, split: str | None = None) -> Iterator[Sample]:
             if split:
                 raise FacemarkError(f"{csv_path}: missing")
             continue
-        with open(csv_path, newline="") as f:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
             next(reader, None)
             for lineno, row in enumerate(reader, start=2):
+                if _blank(row):
+                    continue
                 where = f"{csv_path}:{lineno}"
                 if len(row) != 1 + 2 * IBUG68.num_points:
                     raise FacemarkError(f"{where}: {len(row) - 1} coordinates, expected 136")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from typing import TYPE_CHECKING
 
 from facemark._tensorflow import import_keras
@@ -20,6 +21,8 @@ def load_keras_model(path, compile: bool = False) -> keras.Model:
     import facemark.losses  # noqa: F401  (registers the loss for compiled checkpoints)
     import facemark.models.fmnet  # noqa: F401  (registers its custom layers)
 
+    if not zipfile.is_zipfile(path):  # else Keras says "File not found" of a file that is there
+        raise FacemarkError(f"{path}: not a .keras archive (corrupt, truncated or another kind of file)")
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as exc:  # Keras raises many types for corrupt or foreign files

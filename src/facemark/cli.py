@@ -1,18 +1,21 @@
 """`facemark VERB [options]`: a thin layer over the Python API.
 
-Every failure a user can cause ends in one line on stderr and exit status 2; Ctrl-C exits 130.
+Every failure a user can cause ends in one line on stderr and exit status 2; images that cannot
+be read in a batch are reported one line each and the batch goes on (exit 3); Ctrl-C exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
-from facemark.errors import FacemarkError
+from facemark.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_INPUTS_FAILED, FacemarkError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,6 +43,30 @@ def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
     return found
 
 
+def _number(kind: type, low: float | None = None, high: float | None = None, low_open: bool = False):
+    """An argparse type: a finite `kind` within [low, high] (low excluded with `low_open`)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        too_low = low is not None and (value <= low if low_open else value < low)
+        if too_low or (high is not None and value > high):
+            lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+            hi = "" if high is None else f"<= {high:g}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range (must be {' and '.join(filter(None, (lo, hi)))})")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+_THREADS = _number(int, 1, 1024)
+
+
 def _model_option(p: argparse.ArgumentParser, default: str | None = "kaggle15") -> None:
     p.add_argument(
         "--model",
@@ -53,7 +80,7 @@ def _model_option(p: argparse.ArgumentParser, default: str | None = "kaggle15") 
         choices=["auto", "onnx", "keras"],
         help="runtime (default: ONNX when the model has one)",
     )
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--threads", type=_THREADS, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--detector", default="opencv", help="face detector: opencv (default), dlib or mediapipe")
 
 
@@ -84,6 +111,25 @@ def _landmarker(a: argparse.Namespace):
     return Landmarker(a.model, backend=a.backend, threads=a.threads, detector=a.detector, mirror=mirror)
 
 
+BATCH_EPILOG = """\
+bad files: an image that cannot be read is reported on stderr (path and reason) and, with --json,
+as an entry {"image": PATH, "error": REASON}; the other images go on and the exit status is 3
+(2 is a usage error). --strict stops at the first bad image instead (exit 2). Hidden files and OS
+metadata stubs (._IMG.JPG) are skipped when a folder is expanded.
+
+drawn copies (--out): each keeps its path relative to the inputs' common folder and its format
+(JPEG in, JPEG out; --save-as png|jpg appends that extension instead: a.jpg -> a.jpg.png), so no
+two outputs collide; an --out folder that holds inputs is refused.
+"""
+
+
+def _batch_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--json", action="store_true", help="a JSON list on stdout, one entry per image")
+    p.add_argument("--out", default=None, help=f"folder for copies of the images with {what} drawn")
+    p.add_argument("--save-as", choices=["same", "jpg", "png"], default="same", help="drawn copies' format")
+    p.add_argument("--strict", action="store_true", help="stop at the first image that cannot be read")
+
+
 def _data_options(p: argparse.ArgumentParser, required: bool = True) -> None:
     from facemark.readers import FORMATS
 
@@ -101,20 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", default=None, help="a JSON recipe (configs/*.json); options given here override it")
     t.add_argument("--scheme", choices=["kaggle15", "ibug68"], default=None, help="default: the data's own scheme")
     t.add_argument("--arch", default=None, help="fmnet (default) or seed (the article's network)")
-    t.add_argument("--epochs", type=int, default=None, help="default 30")
-    t.add_argument("--batch", type=int, default=None, help="default: the architecture's recipe")
-    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--epochs", type=_number(int, 1, 100_000), default=None, help="default 30")
+    t.add_argument("--batch", type=_number(int, 1, 65_536), default=None, help="default: the architecture's recipe")
+    t.add_argument("--lr", type=_number(float, 0, 1, True), default=None, help="learning rate, in (0, 1]")
     t.add_argument("--loss", choices=["mse", "l1", "wing", "nme"], default=None)
     t.add_argument("--schedule", choices=["constant", "cosine"], default=None)
     aug = t.add_mutually_exclusive_group()
     aug.add_argument("--augment", dest="augment", action="store_true", default=None)
     aug.add_argument("--no-augment", dest="augment", action="store_false")
     t.add_argument("--clean", action="store_true", default=None, help="the article's cleaning: only complete rows")
-    t.add_argument("--val-fraction", type=float, default=None, help="share of identities held out (default 0.15)")
-    t.add_argument("--seed", type=int, default=None, help="default 0")
-    t.add_argument("--patience", type=int, default=None, help="early stopping after this many epochs without gain")
-    t.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that crosses this time")
-    t.add_argument("--threads", type=int, default=None, help="TF threads; 1 makes training bit-reproducible")
+    t.add_argument(
+        "--val-fraction", type=_number(float, 0, 1, True), default=None, help="share of identities held out (0.15)"
+    )
+    t.add_argument("--seed", type=_number(int, 0, 2**32 - 1), default=None, help="default 0")
+    t.add_argument("--patience", type=_number(int, 1), default=None, help="early stop after N epochs without gain")
+    t.add_argument(
+        "--max-minutes", type=_number(float, 0, None, True), default=None, help="stop after the epoch that crosses this"
+    )
+    t.add_argument("--threads", type=_THREADS, default=None, help="TF threads; 1 makes training bit-reproducible")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -129,17 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--plot", default=None, help="write the cumulative error curve to this PNG")
     _mirror_option(e)
 
-    p = verbs.add_parser("predict", help="landmarks on face-crop images")
+    batch = {"epilog": BATCH_EPILOG, "formatter_class": argparse.RawDescriptionHelpFormatter}
+    p = verbs.add_parser("predict", help="landmarks on face-crop images", **batch)
     _model_option(p)
     p.add_argument("images", nargs="*", help="face-crop images, folders or globs (default: the shipped example face)")
-    p.add_argument("--json", action="store_true", help="a JSON list on stdout, one entry per image")
-    p.add_argument("--out", default=None, help="folder for copies of the images with the points drawn")
+    _batch_options(p, "the points")
     _mirror_option(p)
-    d = verbs.add_parser("detect", help="every face in photos: boxes and landmarks in original pixels")
+    d = verbs.add_parser("detect", help="every face in photos: boxes and landmarks in original pixels", **batch)
     _model_option(d)
     d.add_argument("images", nargs="*", help="images, folders or globs")
-    d.add_argument("--json", action="store_true", help="a JSON list on stdout, one entry per image")
-    d.add_argument("--out", default=None, help="folder for copies of the images with boxes and points drawn")
+    _batch_options(d, "boxes and points")
 
     f = verbs.add_parser("filter", help="an overlay (sunglasses, moustache or your RGBA PNG) on every face")
     _model_option(f)
@@ -150,14 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
     v = verbs.add_parser("video", help="landmarks through a video file or camera, tracked and smoothed")
     _model_option(v)
     v.add_argument("input", nargs="?", default=None, help="a video file (or use --camera)")
-    v.add_argument("--camera", type=int, default=None, help="a live camera's index instead of a file")
+    v.add_argument("--camera", type=_number(int, 0, 1023), default=None, help="a live camera's index instead of a file")
     v.add_argument("-o", "--output", default=None, help="video with the points (or overlay) drawn: .mp4 or .avi")
     v.add_argument("--json", default=None, help="per-frame landmarks as a JSON file")
-    v.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    v.add_argument("--max-frames", type=_number(int, 1), default=None, help="stop after this many frames")
     _overlay_options(v, required=False)
     v.add_argument("--no-smooth", action="store_true", help="raw per-frame points (no One Euro filter)")
-    v.add_argument("--min-cutoff", type=float, default=None, help="One Euro: smoothing of a still face, Hz (0.5)")
-    v.add_argument("--beta", type=float, default=None, help="One Euro: less lag when moving (8.0)")
+    v.add_argument(
+        "--min-cutoff", type=_number(float, 0, 1000, True), default=None, help="One Euro: still smoothing, Hz (0.5)"
+    )
+    v.add_argument("--beta", type=_number(float, 0, 1e6), default=None, help="One Euro: less lag when moving (8.0)")
 
     x = verbs.add_parser("export", help="write the model as ONNX or LiteRT, checked against Keras")
     x.add_argument("--model", required=True, help="shipped model name, model folder, run folder or .keras file")
@@ -177,13 +228,18 @@ def _cmd_export(a: argparse.Namespace) -> None:
 
 
 def _cmd_filter(a: argparse.Namespace) -> None:
-    from facemark.imaging import read_image, write_image_atomic
+    from facemark.files import check_output_file
+    from facemark.imaging import IMAGE_SUFFIXES, read_image, write_image_atomic
     from facemark.overlay import apply_overlay
 
+    out = Path(a.output or f"{Path(a.image).stem}_filtered.png")
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
+        known = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise FacemarkError(f"{out}: cannot write an image with this extension (use {known})")
+    check_output_file(out, inputs=[a.image, *([a.overlay] if a.overlay and Path(a.overlay).is_file() else [])])
     overlay = _overlay(a)
     landmarker = _landmarker(a)
     image = read_image(a.image, gray=False)
-    out = Path(a.output or f"{Path(a.image).stem}_filtered.png")
     faces = landmarker.detect(image)
     if not faces:
         print(f"{a.image}: no face found; the image is written unchanged", file=sys.stderr)
@@ -191,18 +247,25 @@ def _cmd_filter(a: argparse.Namespace) -> None:
     print(f"wrote {out} ({len(faces)} face{'s' * (len(faces) != 1)})")
 
 
-def _cmd_video(a: argparse.Namespace) -> None:
+def _cmd_video(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from facemark.files import check_output_file
     from facemark.imaging import draw_faces
     from facemark.overlay import apply_overlay
     from facemark.tracking import FaceTracker, SmoothingConfig
-    from facemark.video import open_video, process_video
+    from facemark.video import check_video_output, open_video, process_video
 
     if (a.input is None) == (a.camera is None):
         raise FacemarkError("video needs one input: a video file or --camera N")
     if not a.output and not a.json:
         raise FacemarkError("video needs somewhere to put its results: -o OUTPUT and/or --json FILE")
+    inputs = [a.input] if a.input else []
+    if a.output:
+        check_video_output(a.output)
+        check_output_file(a.output, inputs, [a.json])
+    if a.json:
+        check_output_file(a.json, inputs, [a.output])
     overlay = _overlay(a)
     source = a.camera if a.camera is not None else a.input
     given = {k: v for k, v in (("min_cutoff", a.min_cutoff), ("beta", a.beta)) if v is not None}
@@ -219,7 +282,7 @@ def _cmd_video(a: argparse.Namespace) -> None:
 
     def progress(i: int, total: int) -> None:
         if not bars:
-            bars.append(tqdm(total=total or None, unit="frame", file=sys.stderr))
+            bars.append(tqdm(total=total or None, unit="frame", file=sys.stderr, disable=None))  # terminals only
         bars[0].update(1)
 
     try:
@@ -230,6 +293,15 @@ def _cmd_video(a: argparse.Namespace) -> None:
     missing = sum(not e["faces"] for e in entries)
     wrote = " and ".join(str(p) for p in (a.output, a.json) if p)
     print(f"{len(entries)} frames, {missing} without a face, detector run on {tracker.detections}; wrote {wrote}")
+    short = a.camera is None and not (a.max_frames and len(entries) >= a.max_frames) and info.frames
+    if short and len(entries) < info.frames * 0.99 - 1:
+        print(
+            f"facemark: error: {name}: only {len(entries)} of the {info.frames} frames its container lists could be "
+            "decoded (truncated or corrupt?); the results cover those",
+            file=sys.stderr,
+        )
+        return EXIT_SOME_INPUTS_FAILED
+    return EXIT_OK
 
 
 _TRAIN_FIELDS = (
@@ -271,88 +343,101 @@ def _cmd_evaluate(a: argparse.Namespace) -> None:
     print(json.dumps(report.to_dict()) if a.json else format_report(report))
 
 
-def expand_images(args: list[str]) -> list[Path]:
-    """Files, folders (their images, sorted) and glob patterns, in the order given."""
-    import glob
-
-    from facemark.readers import IMAGE_SUFFIXES
-
-    paths: list[Path] = []
-    for arg in args:
-        p = Path(arg)
-        if p.is_dir():
-            paths += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        elif not p.exists() and glob.has_magic(arg):
-            matches = sorted(Path(m) for m in glob.glob(arg))
-            if not matches:
-                raise FacemarkError(f"{arg}: no file matches this pattern")
-            paths += matches
-        else:
-            paths.append(p)
-    if args and not paths:
-        raise FacemarkError(f"no images found in {' '.join(args)}")
-    return paths
-
-
-CHUNK = 256  # images decoded and predicted together: one batch, bounded memory
-
-
-def _images_in_chunks(paths: list[Path], run, out: str | None, draw):
-    """(path, result) for every image: decoded two at a time, `run` over a chunk at once, and with
-    --out a copy drawn by `draw(image, result)`; memory stays bounded by the chunk."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def _run_batch(a: argparse.Namespace, paths: list[Path], run, read, draw, entry, show) -> int:
+    """predict and detect over many images: decoded in memory-sized chunks, `run` over each
+    chunk's good images at once, drawn copies and JSON entries written as each chunk is done.
+    A bad image is reported and skipped (exit 3), or with --strict stops the run."""
     from tqdm import tqdm
 
-    from facemark.imaging import read_image, write_image_atomic
+    from facemark.files import JsonList, check_output_folder, decode_in_chunks, output_names
+    from facemark.imaging import write_image_atomic
 
-    out_dir = Path(out) if out else None
-    bar = tqdm(total=len(paths), unit="img", file=sys.stderr, disable=len(paths) <= CHUNK)
-    with ThreadPoolExecutor(2) as pool:  # OpenCV decodes outside the GIL: both cores busy
-        for start in range(0, len(paths), CHUNK):
-            chunk = paths[start : start + CHUNK]
-            images = list(pool.map(lambda p: read_image(p, gray=False), chunk))
-            results = run(images)
-            if out_dir:
-                out_dir.mkdir(parents=True, exist_ok=True)
-                for path, image, result in zip(chunk, images, results):
-                    write_image_atomic(out_dir / f"{path.stem}.png", draw(image, result))
-            yield from zip(chunk, results)
+    names = output_names(paths, check_output_folder(a.out, paths), a.save_as) if a.out else {}
+    failed = 0
+    bar = tqdm(total=len(paths), unit="img", file=sys.stderr, disable=True if len(paths) <= 256 else None)
+    with contextlib.ExitStack() as stack:
+        listing = stack.enter_context(JsonList()) if a.json else None
+        stack.callback(bar.close)
+        for chunk in decode_in_chunks(paths, read):
+            good = [(path, value) for path, value in chunk if not isinstance(value, FacemarkError)]
+            results = dict(zip((path for path, _ in good), run([value for _, value in good]))) if good else {}
+            for path, value in chunk:
+                if isinstance(value, FacemarkError):
+                    if a.strict:
+                        raise value
+                    failed += 1
+                    bar.clear()
+                    print(f"facemark: error: {value}", file=sys.stderr)
+                    if listing:
+                        listing.add({"image": str(path), "error": str(value)})
+                    continue
+                result = results[path]
+                if a.out:
+                    names[path].parent.mkdir(parents=True, exist_ok=True)
+                    write_image_atomic(names[path], draw(value, result))
+                if listing:
+                    listing.add({"image": str(path), **entry(result)})
+                else:
+                    show(path, result)
             bar.update(len(chunk))
-    bar.close()
+    return EXIT_SOME_INPUTS_FAILED if failed else EXIT_OK
 
 
-def _cmd_predict(a: argparse.Namespace) -> None:
+def _cmd_predict(a: argparse.Namespace) -> int:
     from facemark.bundle import example_image
-    from facemark.imaging import draw_points
+    from facemark.files import expand_images
+    from facemark.imaging import draw_points, read_image, to_gray
 
     landmarker = _landmarker(a)
-    entries = []
     paths = expand_images(a.images) or [example_image()]
-    for path, face in _images_in_chunks(paths, landmarker.predict_many, a.out, lambda im, f: draw_points(im, f.points)):
-        entries.append({"image": str(path), "points": face.to_dict()["points"]})
-        if not a.json:
-            print(f"{path}:")
-            print("\n".join(f"  {p.name:<26} {p.x:8.2f} {p.y:8.2f}" for p in face.landmarks))
-    if a.json:
-        print(json.dumps(entries))
+
+    def read(path: Path):  # the colour image only when a copy is drawn on it
+        return read_image(path, gray=not a.out)
+
+    def show(path: Path, face) -> None:
+        print(f"{path}:")
+        print("\n".join(f"  {p.name:<26} {p.x:8.2f} {p.y:8.2f}" for p in face.landmarks))
+
+    return _run_batch(
+        a,
+        paths,
+        lambda images: landmarker.predict_many([to_gray(im) for im in images]),
+        read,
+        lambda image, face: draw_points(image, face.points),
+        lambda face: {"points": face.to_dict()["points"]},
+        show,
+    )
 
 
-def _cmd_detect(a: argparse.Namespace) -> None:
-    from facemark.imaging import draw_faces
+def _cmd_detect(a: argparse.Namespace) -> int:
+    from facemark.files import expand_images
+    from facemark.imaging import draw_faces, read_image, working_copy
 
     if not a.images:
         raise FacemarkError("detect needs at least one image, folder or glob")
     landmarker = _landmarker(a)
-    entries = []
-    for path, faces in _images_in_chunks(expand_images(a.images), landmarker.detect_many, a.out, draw_faces):
-        entries.append({"image": str(path), "faces": [f.to_dict() for f in faces]})
-        if not a.json:
-            print(f"{path}: {len(faces)} face{'s' * (len(faces) != 1)}")
-            for f in faces:
-                print("  box " + " ".join(f"{v:.1f}" for v in f.box) + f"  score {f.score:.2f}")
-    if a.json:
-        print(json.dumps(entries))
+    paths = expand_images(a.images)
+
+    def read(path: Path):
+        """The small working copy detection needs, made at once so a large photo is not kept;
+        the full colour image too only when a copy is drawn on it."""
+        image = read_image(path, gray=not a.out)
+        return (image if a.out else None), working_copy(image)
+
+    def show(path: Path, faces) -> None:
+        print(f"{path}: {len(faces)} face{'s' * (len(faces) != 1)}")
+        for f in faces:
+            print("  box " + " ".join(f"{v:.1f}" for v in f.box) + f"  score {f.score:.2f}")
+
+    return _run_batch(
+        a,
+        paths,
+        lambda decoded: landmarker.detect_working([copy for _, copy in decoded]),
+        read,
+        lambda decoded, faces: draw_faces(decoded[0], faces),
+        lambda faces: {"faces": [f.to_dict() for f in faces]},
+        show,
+    )
 
 
 COMMANDS = {
@@ -366,23 +451,54 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+@contextlib.contextmanager
+def _native_chatter_hidden():
+    """Native libraries (libpng, libjpeg, FFmpeg, V4L, TensorFlow) write warnings straight to file
+    descriptor 2, above the one line a user must read. For the command's run, fd 2 goes to
+    /dev/null and Python's stderr to a copy of the real one. (Not when stderr is already
+    redirected in-process, as under a test's capture.)"""
     try:
-        COMMANDS[args.verb](args)
-    except FacemarkError as exc:
-        print(f"facemark: error: {exc}", file=sys.stderr)
-        return 2
-    except ModuleNotFoundError as exc:  # the light base install has no TensorFlow/Keras
-        print(f"facemark: error: '{args.verb}' needs {exc.name}: pip install 'facemark[train]'", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # output piped into `head` and the like: not an error
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (keeps Python's exit flush quiet)
-        return 0
-    except KeyboardInterrupt:
-        print("facemark: interrupted", file=sys.stderr)
-        return 130
-    return 0
+        real = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        real = False
+    if not real:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    python_stderr = sys.stderr
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=python_stderr.encoding, errors="backslashreplace")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = python_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; the exit statuses are `facemark.errors`'s (0, 2, 3, 130)."""
+    args = build_parser().parse_args(argv)
+    with _native_chatter_hidden():
+        try:
+            return COMMANDS[args.verb](args) or EXIT_OK
+        except FacemarkError as exc:
+            print(f"facemark: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        except ModuleNotFoundError as exc:  # the light base install has no TensorFlow/Keras
+            print(f"facemark: error: '{args.verb}' needs {exc.name}: pip install 'facemark[train]'", file=sys.stderr)
+            return EXIT_ERROR
+        except BrokenPipeError:  # output piped into `head` and the like: not an error
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (keeps Python's exit flush quiet)
+            return EXIT_OK
+        except KeyboardInterrupt:
+            print("facemark: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,4 +1,15 @@
-"""The one exception type users see: the CLI prints its message as a single line and exits 2."""
+"""The one exception type users see, and the CLI's exit statuses.
+
+The CLI prints a `FacemarkError`'s message as a single line. Exit statuses: 0 done; 2 a usage
+error or a failure that stopped the command before or during its work (nothing half-written is
+left); 3 the command ran, but some inputs could not be read (each reported on stderr and, with
+--json, as an entry with an "error" field); 130 interrupted.
+"""
+
+EXIT_OK = 0
+EXIT_ERROR = 2
+EXIT_SOME_INPUTS_FAILED = 3
+EXIT_INTERRUPTED = 130
 
 
 class FacemarkError(Exception):

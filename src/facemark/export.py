@@ -20,8 +20,9 @@ import numpy as np
 
 from facemark._tensorflow import native_stderr_held
 from facemark.augment import AugmentConfig, make_batch
-from facemark.bundle import KERAS_NAME, ModelConfig, example_image, resolve_model
+from facemark.bundle import CONFIG_NAME, KERAS_NAME, ModelConfig, example_image, resolve_model
 from facemark.errors import FacemarkError
+from facemark.files import check_output_file
 from facemark.imaging import CropSpec, crop_face, read_image, whole_image_box
 
 FORMATS = ("onnx", "tflite")
@@ -74,12 +75,8 @@ def export(model: str | Path, format: str, precision: str, out: str | Path, data
         raise FacemarkError(f"unknown export format {format!r}; known: {', '.join(FORMATS)}")
     if precision not in PRECISIONS:
         raise FacemarkError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise FacemarkError(f"{out.parent}: no such folder for the output")
-    if not os.access(out.parent, os.W_OK):
-        raise FacemarkError(f"{out.parent}: folder is not writable")
     folder = resolve_model(model)
+    out = check_output_file(out, inputs=[folder / KERAS_NAME, folder / CONFIG_NAME])
     config = ModelConfig.load(folder)
     if not (folder / KERAS_NAME).exists():
         raise FacemarkError(f"{folder}: export needs the Keras model ({KERAS_NAME})")

@@ -67,16 +67,22 @@ def frames(cap: cv2.VideoCapture, name: str) -> Iterator[np.ndarray]:
         raise FacemarkError(f"{name}: no decodable frames (zero-length, corrupt or unsupported video)")
 
 
+def check_video_output(path: str | Path) -> Path:
+    """A video output path this writer can fill: a known extension in an existing folder."""
+    path = Path(path)
+    if path.suffix.lower() not in FOURCC:
+        raise FacemarkError(f"{path}: unsupported video extension (use {', '.join(FOURCC)})")
+    if not path.parent.is_dir():
+        raise FacemarkError(f"{path}: the folder does not exist")
+    return path
+
+
 class AtomicVideoWriter:
     """cv2.VideoWriter into a temporary file, renamed over `path` by `commit()`."""
 
     def __init__(self, path: str | Path, fps: float, width: int, height: int):
-        self.path = Path(path)
+        self.path = check_video_output(path)
         suffix = self.path.suffix.lower()
-        if suffix not in FOURCC:
-            raise FacemarkError(f"{path}: unsupported video extension (use {', '.join(FOURCC)})")
-        if not self.path.parent.is_dir():
-            raise FacemarkError(f"{path}: the folder does not exist")
         self.tmp = self.path.with_name(f".{self.path.stem}.tmp{os.getpid()}{suffix}")
         self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*FOURCC[suffix]), fps, (width, height))
         if not self.writer.isOpened():
@@ -127,7 +133,7 @@ def process_video(
             if max_frames and i + 1 >= max_frames:
                 break
         if json_path:
-            write_bytes_atomic(json_path, json.dumps(entries).encode())
+            write_bytes_atomic(json_path, json.dumps(entries, allow_nan=False).encode())
         if writer:
             writer.commit()
     except BaseException:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import shutil
 import signal
@@ -82,18 +83,50 @@ class TrainConfig:
             raise FacemarkError(f"unknown loss {cfg.loss!r}; known: {', '.join(LOSSES)}")
         if cfg.schedule not in ("constant", "cosine"):
             raise FacemarkError(f"unknown schedule {cfg.schedule!r}; known: constant, cosine")
-        if cfg.epochs < 1 or cfg.batch < 1 or cfg.lr <= 0:
-            raise FacemarkError("epochs, batch and lr must be positive")
-        if not 0 < cfg.val_fraction < 1:
-            raise FacemarkError("val_fraction must be between 0 and 1")
-        if cfg.width <= 0 or (cfg.arch == "seed" and cfg.width != 1):
-            raise FacemarkError("width must be positive, and 1 for the seed (the article's network as it is)")
+        for name, (kind, low, high, low_open) in LIMITS.items():
+            value = getattr(cfg, name)
+            _check_limit(name, value, kind, low, high, low_open)
+            if kind is int and value is not None:
+                cfg = replace(cfg, **{name: int(value)})
+        if cfg.arch == "seed" and cfg.width != 1:
+            raise FacemarkError("width must be 1 for the seed (the article's network as it is)")
         return cfg
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# What a run's numbers may be: (type, low, high, low excluded). Anything else is refused before
+# any work: a NaN or absurd rate would only show as a diverged run minutes later.
+LIMITS = {
+    "epochs": (int, 1, 100_000, False),
+    "batch": (int, 1, 65_536, False),
+    "lr": (float, 0, 1, True),
+    "val_fraction": (float, 0, 1, True),
+    "seed": (int, 0, 2**32 - 1, False),
+    "patience": (int, 1, None, False),
+    "max_minutes": (float, 0, None, True),
+    "threads": (int, 1, 1024, False),
+    "aug_shift": (float, 0, 0.5, False),
+    "aug_scale": (float, 0, 0.9, False),
+    "mirror_offset": (float, -10, 10, False),
+    "width": (float, 0, 8, True),
+}
+
+
+def _check_limit(name: str, value, kind: type, low, high, low_open: bool) -> None:
+    if value is None and name in ("patience", "max_minutes", "threads", "aug_shift", "aug_scale"):
+        return
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (kind is float or float(value).is_integer())
+    if ok:
+        ok = (value > low if low_open else value >= low) and (high is None or value <= high)
+    if not ok:
+        bounds = f"{'>' if low_open else '>='} {low:g}" + ("" if high is None else f" and <= {high:g}")
+        what = "an integer" if kind is int else "a number"
+        raise FacemarkError(f"{name} must be {what} {bounds}, got {value!r}")
 
 
 def configure_threads(threads: int | None, deterministic: bool = False) -> None:
@@ -245,6 +278,10 @@ def _write_history(history: list[EpochRecord], path: Path) -> None:
     write_bytes_atomic(path, buf.getvalue().encode())
 
 
+# An epoch whose mean loss is this many times the lowest so far has diverged: stop, keep the last good checkpoint.
+DIVERGED = 100.0
+
+
 def _raise_on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
@@ -257,31 +294,80 @@ class TrainResult:
     best_epoch: int
 
 
+class _RunLock:
+    """An exclusive lock on RUN_DIR/.lock while a training writes there. The OS drops it when the
+    process ends, however it ends, so a lock left by a killed run is never in the way."""
+
+    def __init__(self, run_dir: Path):
+        import fcntl
+
+        self.file = open(run_dir / ".lock", "a+")  # noqa: SIM115  (held for the run)
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise FacemarkError(f"{run_dir}: another training ({holder}) is writing to this run folder") from None
+        self.file.truncate(0)
+        self.file.write(f"pid {os.getpid()}")
+        self.file.flush()
+
+    def release(self) -> None:
+        self.file.close()
+
+
+def _check_run_folder(run_dir: Path, checkpoints: _Checkpoints, resume: bool) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FacemarkError(f"{run_dir}: exists and is not a folder; name a run folder for --out")
+    if resume and not (run_dir / "config.json").exists():
+        raise FacemarkError(f"{run_dir}: nothing to resume (no config.json: no training was started here)")
+    if not resume and checkpoints.latest() is not None:
+        raise FacemarkError(f"{run_dir}: already holds a run; pass --resume to continue it or pick another --out")
+
+
 def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Train a model into RUN_DIR; `resume` continues from its last complete checkpoint."""
+    """Train a model into RUN_DIR; `resume` continues from its last complete checkpoint (or, if
+    none completed, starts the saved recipe over)."""
     run_dir = Path(run_dir)
     checkpoints = _Checkpoints(run_dir)
+    _check_run_folder(run_dir, checkpoints, resume)
     if resume:
-        saved = run_dir / "config.json"
-        if not saved.exists() or checkpoints.latest() is None:
-            raise FacemarkError(f"{run_dir}: nothing to resume (no config.json or complete checkpoint)")
-        previous = TrainConfig.from_dict(json.loads(saved.read_text()))
+        previous = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
         # A resumed run keeps its recipe; only its length and time budget may change.
         budget = previous.max_minutes if cfg.max_minutes is None else cfg.max_minutes
         cfg = replace(previous, epochs=cfg.epochs or previous.epochs, max_minutes=budget)
-    elif checkpoints.latest() is not None:
-        raise FacemarkError(f"{run_dir}: already holds a run; pass --resume to continue it or pick another --out")
     cfg = cfg.resolved()
     configure_threads(cfg.threads, deterministic=cfg.threads == 1)
 
+    scheme, train_set, val_set = prepare_data(cfg)
+    cfg = replace(cfg, scheme=scheme.name)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FacemarkError(f"{run_dir}: cannot create the run folder ({exc.strerror})") from None
+    lock = _RunLock(run_dir)
+    try:
+        _check_run_folder(run_dir, checkpoints, resume)  # again, now that no other run can write here
+        return _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set, val_set)
+    finally:
+        lock.release()
+
+
+def _diverged(what: str, epoch: int, checkpoints: _Checkpoints, cfg: TrainConfig) -> FacemarkError:
+    latest = checkpoints.latest()
+    kept = f"the last good checkpoint {latest.name} is kept" if latest else "no epoch had completed"
+    return FacemarkError(
+        f"training diverged in epoch {epoch} ({what}); stopped, {kept}; try a lower --lr than {cfg.lr:g}"
+    )
+
+
+def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set, val_set) -> TrainResult:
     import keras
 
     from facemark.models import build_model, load_keras_model
 
-    scheme, train_set, val_set = prepare_data(cfg)
-    cfg = replace(cfg, scheme=scheme.name)
     spec = DEFAULT_CROPS[scheme.name]
-    run_dir.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(run_dir / "config.json", json.dumps(asdict(cfg), indent=2).encode())
     model_config = ModelConfig(
         cfg.arch, scheme.name, spec, extra={"train": asdict(cfg)}, mirror_offset=cfg.mirror_offset
@@ -294,8 +380,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     keras.utils.set_random_seed(cfg.seed)
     history: list[EpochRecord] = []
     best_score, best_epoch, start = float("inf"), 0, 0
-    if resume:
-        latest = checkpoints.latest()
+    latest = checkpoints.latest() if resume else None
+    if latest:
         state = json.loads((latest / "state.json").read_text())
         model = load_keras_model(latest / KERAS_NAME, compile=True)
         history = [EpochRecord(**h) for h in state["history"]]
@@ -318,6 +404,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     t0 = time.monotonic()
     best: Metrics | None = None
+    lowest_loss = min((h.loss for h in history), default=float("inf"))
     try:
         with ThreadPoolExecutor(1) as pool:
             for epoch in range(start, cfg.epochs):
@@ -331,6 +418,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
                     if b + 1 < steps:
                         pending = pool.submit(batch, epoch, b + 1, order)
                     losses.append(float(np.asarray(model.train_on_batch(x, y))))
+                    if not math.isfinite(losses[-1]):
+                        bar.close()
+                        raise _diverged(f"loss {losses[-1]} at batch {b + 1}", epoch + 1, checkpoints, cfg)
                     bar.update(1)
                     bar.set_postfix(loss=f"{np.mean(losses):.5f}")
                 metrics = compute_metrics(predict_points(model, x_val), gt_val, scheme)
@@ -338,10 +428,17 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
                     loss=f"{np.mean(losses):.5f}", val_rmse=f"{metrics.rmse_96:.3f}", val_nme=f"{metrics.nme_io:.2f}"
                 )
                 bar.close()
-                history.append(
-                    EpochRecord(
-                        epoch + 1, float(np.mean(losses)), metrics.rmse_96, metrics.nme_io, time.monotonic() - t_epoch
+                loss = float(np.mean(losses))
+                if not math.isfinite(metrics.rmse_96) or loss > DIVERGED * lowest_loss:
+                    what = (
+                        f"loss {loss:.4g}, {DIVERGED:g}x its lowest"
+                        if math.isfinite(metrics.rmse_96)
+                        else ("validation predictions are not finite")
                     )
+                    raise _diverged(what, epoch + 1, checkpoints, cfg)
+                lowest_loss = min(lowest_loss, loss)
+                history.append(
+                    EpochRecord(epoch + 1, loss, metrics.rmse_96, metrics.nme_io, time.monotonic() - t_epoch)
                 )
                 score = metrics.nme_io if metrics.n_nme else metrics.rmse_96
                 if score < best_score:
@@ -365,10 +462,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
                     break
     except KeyboardInterrupt:
         latest = checkpoints.latest()
-        kept = f"checkpoint {latest.name} is kept" if latest else "no epoch had completed"
+        kept = f"checkpoint {latest.name} is kept" if latest else "no epoch had completed (--resume starts it over)"
         raise FacemarkError(f"training interrupted; {kept}; continue with --resume --out {run_dir}") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if not best_epoch:
+        raise FacemarkError(f"{run_dir}: no epoch gave a usable model (validation error never finite); nothing saved")
     return TrainResult(run_dir, history, best, best_epoch)
 
 

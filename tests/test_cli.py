@@ -98,21 +98,22 @@ def test_predict_json_and_drawn_output(trained, capsys, tmp_path):
 
 
 @pytest.mark.parametrize("content, needle", [(b"", "empty file"), (b"hello, not an image", "not a readable image")])
-def test_predict_bad_images_write_nothing(trained, capsys, tmp_path, content, needle):
+def test_a_bad_image_is_reported_and_the_good_one_still_done(trained, capsys, tmp_path, content, needle):
     good, bad = tmp_path / "good.png", tmp_path / "bad.jpg"
     cv2.imwrite(str(good), np.zeros((96, 96), np.uint8))
     bad.write_bytes(content)
     rc = main(["predict", "--model", str(trained / "run"), str(good), str(bad), "--out", str(tmp_path / "o")])
-    _one_error_line(capsys, rc, needle)
-    assert not (tmp_path / "o").exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 3 and len(err) == 1 and str(bad) in err[0] and needle in err[0], err
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["good.png"]
 
 
 def test_truncated_jpeg(trained, capsys, tmp_path):
     ok, buf = cv2.imencode(".jpg", np.full((96, 96), 128, np.uint8))
     (tmp_path / "t.jpg").write_bytes(buf.tobytes()[: len(buf) // 2])
-    _one_error_line(
-        capsys, main(["predict", "--model", str(trained / "run"), str(tmp_path / "t.jpg")]), "not a readable image"
-    )
+    rc = main(["predict", "--model", str(trained / "run"), str(tmp_path / "t.jpg")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 3 and len(err) == 1 and "not a readable image (truncated" in err[0], err
 
 
 def test_missing_model_and_scheme_mismatch(trained, capsys, ytf68_like, tmp_path):
@@ -156,7 +157,7 @@ def test_corrupt_model_file(capsys, tmp_path, trained):
     _one_error_line(
         capsys,
         main(["predict", "--model", str(bad), "--backend", "keras", str(trained / "run" / "loss.png")]),
-        "cannot load",
+        "not a .keras archive (corrupt",
     )
 
 

@@ -44,7 +44,7 @@ def test_detect_json_lists_every_face_left_to_right_and_no_face_as_empty(photos,
     assert [f["box"][0] for f in faces] == sorted(f["box"][0] for f in faces)
     assert {"box", "score", "points"} <= set(faces[0]) and len(faces[0]["points"]) == 15
     assert faces[0]["box"][0] < 30 + 124 and faces[2]["box"][0] > 380 - 30  # original pixels
-    assert cv2.imread(str(photos / "drawn" / "group.png")).shape == (320, 560, 3)
+    assert cv2.imread(str(photos / "drawn" / "group.jpg")).shape == (320, 560, 3)  # JPEG in, JPEG out
 
 
 def test_filter_writes_the_overlaid_photo(photos, capsys):

@@ -71,7 +71,7 @@ def test_export_into_missing_or_read_only_folder(tmp_path, capsys):
     _one_line(
         capsys,
         main(["export", "--model", "kaggle15", "--format", "onnx", "-o", str(tmp_path / "no" / "m.onnx")]),
-        "no such folder",
+        "does not exist",
     )
     ro = tmp_path / "ro"
     ro.mkdir()

@@ -210,6 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--beta", type=_number(float, 0, 1e6), default=None, help="One Euro: less lag when moving (8.0)")
 
+    s = verbs.add_parser("serve", help="the HTTP API and the live face-filter web page (facemark[serve])")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    s.add_argument("--port", type=_number(int, 0, 65535), default=8000, help="default 8000")
+    s.add_argument("--model", default="kaggle15", help="the default model (clients may pick any shipped one)")
+    s.add_argument("--detector", default="opencv", help="the default face detector")
+    s.add_argument("--workers", type=_number(int, 1, 256), default=None, help="inference threads (default: all cores)")
+    s.add_argument("--queue", type=_number(int, 0, 10_000), default=64, help="requests that may wait; then 503 (64)")
+    s.add_argument("--max-upload-mb", type=_number(float, 0, 1024, True), default=20, help="largest upload (20)")
+    s.add_argument("--timeout", type=_number(float, 0, 3600, True), default=10, help="per-request limit, s (10)")
+    s.add_argument("--cors", action="append", default=[], metavar="ORIGIN", help="allow a browser origin (repeat)")
+
     x = verbs.add_parser("export", help="write the model as ONNX or LiteRT, checked against Keras")
     x.add_argument("--model", required=True, help="shipped model name, model folder, run folder or .keras file")
     x.add_argument("--format", required=True, help="onnx or tflite")
@@ -440,6 +451,40 @@ def _cmd_detect(a: argparse.Namespace) -> int:
     )
 
 
+def _cmd_serve(a: argparse.Namespace) -> None:
+    import socket
+
+    try:
+        import uvicorn
+
+        from facemark.serve import ServeOptions, create_app
+    except ModuleNotFoundError as exc:
+        raise FacemarkError(f"serve needs {exc.name}: pip install 'facemark[serve]'") from None
+    limit = int(a.max_upload_mb * (1 << 20))
+    given = {"workers": a.workers} if a.workers else {}
+    options = ServeOptions(
+        a.model,
+        a.detector,
+        queue=a.queue,
+        max_upload_bytes=limit,
+        timeout_s=a.timeout,
+        cors_origins=tuple(a.cors),
+        **given,
+    )
+    app = create_app(options)
+    config = uvicorn.Config(app, host=a.host, port=a.port, log_level="warning", ws_max_size=limit, access_log=False)
+    sock = socket.socket(socket.AF_INET6 if ":" in a.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((a.host, a.port))
+    except OSError as exc:  # a port in use, an address not on this machine
+        sock.close()
+        raise FacemarkError(f"cannot listen on {a.host}:{a.port} ({exc.strerror or exc})") from None
+    host, port = sock.getsockname()[:2]
+    print(f"facemark serving on http://{host}:{port} (model {a.model}; Ctrl-C stops)", flush=True)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
 COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
@@ -448,6 +493,7 @@ COMMANDS = {
     "filter": _cmd_filter,
     "video": _cmd_video,
     "export": _cmd_export,
+    "serve": _cmd_serve,
 }
 
 

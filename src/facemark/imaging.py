@@ -44,21 +44,24 @@ def read_image(path: str | Path, gray: bool = True, unchanged: bool = False) -> 
         raise FacemarkError(f"{path}: {exc}") from None
 
 
-def decode_image(data: np.ndarray | bytes, gray: bool = True, unchanged: bool = False) -> np.ndarray:
+def decode_image(
+    data: np.ndarray | bytes, gray: bool = True, unchanged: bool = False, max_pixels: int = MAX_IMAGE_PIXELS
+) -> np.ndarray:
     """Decode image bytes; FacemarkError says why not (empty, truncated, too large, unreadable).
 
     Bytes after a JPEG's or PNG's end marker (Motion Photos, some cameras and editors) are
     ignored; a file cut off before its end marker is refused rather than decoded with grey fill.
-    `unchanged` keeps the alpha channel and bit depth (overlay pictures).
+    `unchanged` keeps the alpha channel and bit depth (overlay pictures); `max_pixels` may set a
+    lower limit than the default (a server's).
     """
     data = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data
     if data.size == 0:
         raise FacemarkError("empty file, not an image")
     size, complete = image_header(data)
-    if size and size[0] * size[1] > MAX_IMAGE_PIXELS:
+    if size and size[0] * size[1] > max_pixels:
         w, h = size
         raise FacemarkError(
-            f"{w}x{h} pixels ({w * h / 1e6:.0f} MP) is over the {MAX_IMAGE_PIXELS / 1e6:.0f} MP limit "
+            f"{w}x{h} pixels ({w * h / 1e6:.0f} MP) is over the {max_pixels / 1e6:.0f} MP limit "
             "(a decompression-bomb guard)"
         )
     if not complete:
@@ -70,6 +73,8 @@ def decode_image(data: np.ndarray | bytes, gray: bool = True, unchanged: bool = 
         image = None
     if image is None or image.size == 0:
         raise FacemarkError("not a readable image (corrupt, truncated or unsupported format)")
+    if image.shape[0] * image.shape[1] > max_pixels:  # a format whose header is not read here
+        raise FacemarkError(f"{image.shape[1]}x{image.shape[0]} pixels is over the {max_pixels / 1e6:.0f} MP limit")
     return image
 
 

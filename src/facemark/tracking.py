@@ -93,7 +93,10 @@ class FaceTracker:
         self.tracks: list[_Track] = []
         self.detections = 0  # frames on which the full detector ran
 
-    def update(self, frame: np.ndarray) -> list[FaceLandmarks]:
+    def update(self, frame: np.ndarray, dt: float | None = None) -> list[FaceLandmarks]:
+        """This frame's faces; `dt` is the time since the last frame in seconds (default 1 / fps),
+        for live sources whose frames come unevenly."""
+        step = self.dt if dt is None or not 0 < dt < 10 else dt
         gray = to_gray(frame)
         self.frame += 1
         if self.tracks:
@@ -102,7 +105,7 @@ class FaceTracker:
             self._detect(gray)
         out = []
         for t in self.tracks:
-            pts = t.raw if self.smoothing is None else t.filter(t.raw, self.dt, t.box.side)
+            pts = t.raw if self.smoothing is None else t.filter(t.raw, step, t.box.side)
             out.append(
                 FaceLandmarks(pts, self.landmarker.scheme, (t.box.x0, t.box.y0, t.box.x1, t.box.y1), t.box.score)
             )

@@ -228,11 +228,11 @@ def test_train_refuses_absurd_options_before_any_work(tmp_path, kaggle_csv, caps
 
 
 def test_a_second_training_into_a_locked_run_folder_is_refused(tmp_path, kaggle_csv, capsys):
-    from facemark.training import _RunLock
+    from facemark.files import FolderLock
 
     run = tmp_path / "run"
     run.mkdir()
-    lock = _RunLock(run)  # as a training in progress holds it
+    lock = FolderLock(run)  # as a training in progress holds it
     args = ["train", "--data", str(kaggle_csv), "--epochs", "1", "--batch", "8", "--out", str(run), "--quiet"]
     try:
         rc = main(args)

@@ -84,6 +84,11 @@ def _model_option(p: argparse.ArgumentParser, default: str | None = "kaggle15") 
     p.add_argument("--detector", default="opencv", help="face detector: opencv (default), dlib or mediapipe")
 
 
+def _min_face_option(p: argparse.ArgumentParser) -> None:
+    help_ = "smallest face to find, px of the photo (default: 1/16 of its shorter side); smaller costs time"
+    p.add_argument("--min-face", type=_number(float, 0, None, True), default=None, metavar="PX", help=help_)
+
+
 def _mirror_option(p: argparse.ArgumentParser) -> None:
     help_ = "also run each face's mirror image and average the two: lower error, twice the work"
     p.add_argument("--mirror", action="store_true", help=help_)
@@ -107,8 +112,10 @@ def _landmarker(a: argparse.Namespace):
 
     if a.detector not in DETECTORS:
         raise FacemarkError(f"unknown detector {a.detector!r}; known: {', '.join(DETECTORS)}")
-    mirror = getattr(a, "mirror", False)
-    return Landmarker(a.model, backend=a.backend, threads=a.threads, detector=a.detector, mirror=mirror)
+    mirror, min_face = getattr(a, "mirror", False), getattr(a, "min_face", None)
+    return Landmarker(
+        a.model, backend=a.backend, threads=a.threads, detector=a.detector, mirror=mirror, min_face=min_face
+    )
 
 
 BATCH_EPILOG = """\
@@ -189,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_option(d)
     d.add_argument("images", nargs="*", help="images, folders or globs")
     _batch_options(d, "boxes and points")
+    _min_face_option(d)
 
     f = verbs.add_parser("filter", help="an overlay (sunglasses, moustache or your RGBA PNG) on every face")
     _model_option(f)
@@ -209,6 +217,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-cutoff", type=_number(float, 0, 1000, True), default=None, help="One Euro: still smoothing, Hz (0.5)"
     )
     v.add_argument("--beta", type=_number(float, 0, 1e6), default=None, help="One Euro: less lag when moving (8.0)")
+
+    b = verbs.add_parser(
+        "batch",
+        help="landmark a whole data set into Parquet shards, on every core or a Ray cluster",
+        epilog="Output: OUT/part-NNNNN.parquet (one row per image: index, path, width, height, faces, error, "
+        "model, model_version), OUT/inputs.parquet, OUT/manifest.json. A bad image is a row with an error "
+        "(exit 3 when any); --resume redoes only the shards not yet written.",
+    )
+    b.add_argument("sources", nargs="+", help="folders (recursive), globs, .txt lists, or .csv/.parquet path columns")
+    b.add_argument("--out", required=True, help="the output folder")
+    b.add_argument("--engine", choices=["local", "ray"], default="local", help="local processes (default) or Ray Data")
+    b.add_argument("--model", default="kaggle15", help="shipped model name or model folder")
+    b.add_argument("--detector", default="opencv", help="face detector: opencv (default), dlib or mediapipe")
+    _mirror_option(b)
+    _min_face_option(b)
+    b.add_argument("--resume", action="store_true", help="continue the run in --out")
+    b.add_argument("--workers", type=_number(int, 1, 4096), default=None, help="processes / actors (default: CPUs)")
+    b.add_argument("--shard-size", type=_number(int, 1, 1_000_000), default=256, help="images per output shard")
+    b.add_argument("--batch-size", type=_number(int, 1, 100_000), default=64, help="images per Ray batch")
+    b.add_argument("--column", default=None, help="the path column of a .csv/.parquet source (default: path)")
+    b.add_argument("--ray-address", default=None, help="join this Ray cluster (ADDR or auto); default: start one")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = verbs.add_parser("serve", help="the HTTP API and the live face-filter web page (facemark[serve])")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
@@ -422,7 +452,7 @@ def _cmd_predict(a: argparse.Namespace) -> int:
 
 def _cmd_detect(a: argparse.Namespace) -> int:
     from facemark.files import expand_images
-    from facemark.imaging import draw_faces, read_image, working_copy
+    from facemark.imaging import draw_faces, read_image
 
     if not a.images:
         raise FacemarkError("detect needs at least one image, folder or glob")
@@ -433,7 +463,7 @@ def _cmd_detect(a: argparse.Namespace) -> int:
         """The small working copy detection needs, made at once so a large photo is not kept;
         the full colour image too only when a copy is drawn on it."""
         image = read_image(path, gray=not a.out)
-        return (image if a.out else None), working_copy(image)
+        return (image if a.out else None), landmarker.working_copy(image)
 
     def show(path: Path, faces) -> None:
         print(f"{path}: {len(faces)} face{'s' * (len(faces) != 1)}")
@@ -449,6 +479,27 @@ def _cmd_detect(a: argparse.Namespace) -> int:
         lambda faces: {"faces": [f.to_dict() for f in faces]},
         show,
     )
+
+
+def _cmd_batch(a: argparse.Namespace) -> int:
+    try:
+        import pyarrow  # noqa: F401
+    except ModuleNotFoundError:
+        raise FacemarkError("batch needs pyarrow: pip install 'facemark[batch]' (or 'facemark[ray]')") from None
+    from facemark.batch import BatchSettings, run_batch
+
+    settings = BatchSettings(a.model, a.detector, a.mirror, a.min_face)
+    summary = run_batch(
+        a.sources, a.out, settings, a.engine, a.workers, a.shard_size, a.resume, a.column, a.ray_address,
+        a.batch_size, progress=not a.quiet,
+    )  # fmt: skip
+    rate = f", {summary['images_per_s']} images/s" if summary["images_per_s"] else ""
+    print(
+        f"{summary['processed']} images landmarked ({summary['faces']} faces) in {summary['seconds']} s{rate}; "
+        f"{summary['shards_written']} shards written, {summary['shards_skipped']} already done; "
+        f"{summary['unreadable']} of the run's {summary['images']} images unreadable; rows in {a.out}"
+    )
+    return EXIT_SOME_INPUTS_FAILED if summary["unreadable"] else EXIT_OK
 
 
 def _cmd_serve(a: argparse.Namespace) -> None:
@@ -494,6 +545,7 @@ COMMANDS = {
     "video": _cmd_video,
     "export": _cmd_export,
     "serve": _cmd_serve,
+    "batch": _cmd_batch,
 }
 
 

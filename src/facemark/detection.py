@@ -68,13 +68,17 @@ class Detector:
         if self.requires and importlib.util.find_spec(self.requires) is None:
             raise FacemarkError(f"detector {self.name!r} needs the {self.requires} package, which is not installed")
 
-    def _raw(self, image: np.ndarray) -> list[tuple[float, float, float, float, float]]:
-        """(x, y, w, h, score) boxes in the detector's own convention."""
+    def _raw(self, image: np.ndarray, min_side: float | None = None) -> list[tuple[float, float, float, float, float]]:
+        """(x, y, w, h, score) boxes in the detector's own convention; `min_side` (px), when
+        given, is the smallest face to look for (a detector may use it to search less)."""
         raise NotImplementedError
 
-    def detect(self, image: np.ndarray) -> list[FaceBox]:
-        """Every face in a uint8 image (gray or BGR), in the crop convention, left to right."""
-        boxes = [self.calibration.apply(*b) for b in self._raw(image)]
+    def detect(self, image: np.ndarray, min_side: float | None = None) -> list[FaceBox]:
+        """Every face in a uint8 image (gray or BGR), in the crop convention, left to right;
+        with `min_side`, faces down to that box side (px) and none smaller."""
+        boxes = [self.calibration.apply(*b) for b in self._raw(image, min_side)]
+        if min_side:
+            boxes = [b for b in boxes if b.side >= min_side]
         return sorted(_suppress(boxes), key=lambda b: (b.x0, b.y0))
 
     def has_face(self, window: np.ndarray, side: float) -> bool:
@@ -127,9 +131,10 @@ class OpenCVDetector(Detector):
         self.min_neighbors = min_neighbors
         self.min_face = min_face  # smallest face searched, as a fraction of the image's shorter side
 
-    def _raw(self, image: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+    def _raw(self, image: np.ndarray, min_side: float | None = None) -> list[tuple[float, float, float, float, float]]:
         gray = to_gray(image)
-        m = max(24, round(min(gray.shape) * self.min_face))
+        share = round(min(gray.shape) * self.min_face)
+        m = max(24, share if min_side is None else int(min_side / self.calibration.scale))
         rects, _, weights = self.cascade.detectMultiScale3(
             gray, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(m, m), outputRejectLevels=True
         )
@@ -156,7 +161,7 @@ class DlibDetector(Detector):
         self.detector = dlib.get_frontal_face_detector()
         self.upsample = upsample
 
-    def _raw(self, image: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+    def _raw(self, image: np.ndarray, min_side: float | None = None) -> list[tuple[float, float, float, float, float]]:
         rgb = image if image.ndim == 2 else np.ascontiguousarray(image[..., ::-1])
         rects, scores, _ = self.detector.run(rgb, self.upsample, 0.0)
         return [
@@ -179,7 +184,7 @@ class MediaPipeDetector(Detector):
             model_selection=1, min_detection_confidence=min_confidence
         )
 
-    def _raw(self, image: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+    def _raw(self, image: np.ndarray, min_side: float | None = None) -> list[tuple[float, float, float, float, float]]:
         rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
         h, w = rgb.shape[:2]
         found = self.detector.process(rgb).detections or []

@@ -183,3 +183,26 @@ class JsonList:
     def __exit__(self, *exc) -> None:
         self.stream.write("\n]\n")
         self.stream.flush()
+
+
+class FolderLock:
+    """An exclusive lock on FOLDER/.lock while a run (a training, a batch) writes there. The OS
+    drops it when the process ends, however it ends, so a killed run's lock is never in the way."""
+
+    def __init__(self, folder: Path, what: str = "run"):
+        import fcntl
+
+        self.file = open(folder / ".lock", "a+")  # noqa: SIM115  (held for the run)
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise FacemarkError(f"{folder}: another {what} ({holder}) is writing to this folder") from None
+        self.file.truncate(0)
+        self.file.write(f"pid {os.getpid()}")
+        self.file.flush()
+
+    def release(self) -> None:
+        self.file.close()

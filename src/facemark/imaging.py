@@ -176,14 +176,20 @@ def as_image(image: np.ndarray) -> np.ndarray:
 # Detection works on a copy of at most this many pixels: the cascade's smallest face is a fixed
 # share of the image, so larger copies find the same faces, slower and in more memory.
 WORKING_PIXELS = 2_000_000
+MIN_DETECTABLE = 24  # px: the smallest face box the detectors' windows find
 
 
-def working_copy(image: np.ndarray, max_pixels: int = WORKING_PIXELS) -> tuple[np.ndarray, np.ndarray]:
-    """The gray copy detection runs on (area-shrunk to at most `max_pixels`) and the 2x3 matrix
-    from its pixels to the image's, so a caller can drop a large decoded photo at once."""
+def working_copy(
+    image: np.ndarray, max_pixels: int = WORKING_PIXELS, min_face: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The gray copy detection runs on (area-shrunk to at most `max_pixels`, or less shrunk when
+    faces down to `min_face` px must stay findable) and the 2x3 matrix from its pixels to the
+    image's, so a caller can drop a large decoded photo at once."""
     gray = to_gray(as_image(image))
     h, w = gray.shape
     k = (max_pixels / (h * w)) ** 0.5
+    if min_face:  # a face of min_face px must keep the detectors' smallest window, 24 px
+        k = max(k, MIN_DETECTABLE / min_face)
     if k >= 1:
         return gray, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     new_w, new_h = max(1, round(w * k)), max(1, round(h * k))

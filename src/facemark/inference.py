@@ -116,7 +116,15 @@ class _OnnxRunner:
 
     def _run(self, session, x: np.ndarray) -> np.ndarray:
         calls = range(0, len(x), MICRO_BATCH)
-        return np.concatenate([session.run(None, {self.input: x[i : i + MICRO_BATCH]})[0] for i in calls])
+        return np.concatenate([self._call(session, x[i : i + MICRO_BATCH]) for i in calls])
+
+    def _call(self, session, x: np.ndarray) -> np.ndarray:
+        """One session call. ONNX Runtime computes a batch of one by another kernel path whose
+        results differ in the 5th decimal; run it as a batch of two, so a face's points never
+        depend on how many others share its call (a batch engine's rows match the CLI's)."""
+        if len(x) == 1:
+            return session.run(None, {self.input: np.concatenate([x, x])})[0][:1]
+        return session.run(None, {self.input: x})[0]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.workers == 1 or len(x) <= MICRO_BATCH:
@@ -147,7 +155,9 @@ class Landmarker:
     `model` is a shipped model's name, a model or run folder, or a `.keras` / `.onnx` file;
     `detector` a detector's name (opencv, dlib, mediapipe) or a `Detector`, built on first use;
     `mirror` also runs each face crop's mirror image and averages the two (lower error, twice
-    the work; detection and tracking always do this on their last pass).
+    the work; detection and tracking always do this on their last pass). `min_face` (px of the
+    original image) is the smallest face `detect` looks for (default: a share of the photo's
+    size); small faces in large photos cost more time.
     """
 
     def __init__(
@@ -157,6 +167,7 @@ class Landmarker:
         threads: int | None = None,
         detector: str | Detector = "opencv",
         mirror: bool = False,
+        min_face: float | None = None,
     ):
         if backend not in BACKENDS:
             raise FacemarkError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
@@ -184,8 +195,11 @@ class Landmarker:
                 f"{CONFIG_NAME} do not belong together"
             )
         self.backend = backend
+        if min_face is not None and not (np.isfinite(min_face) and min_face > 0):
+            raise FacemarkError(f"min_face must be a positive number of pixels, got {min_face!r}")
         self._detector = detector
         self.mirror = mirror
+        self.min_face = min_face
 
     @property
     def detector(self) -> Detector:
@@ -257,13 +271,17 @@ class Landmarker:
 
     def detect_many(self, images: list) -> list[list[FaceLandmarks]]:
         """Every face in each image (paths or arrays); all faces go through the model together."""
-        return self.detect_working([working_copy(_image(im)) for im in images])
+        return self.detect_working([self.working_copy(_image(im)) for im in images])
+
+    def working_copy(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The copy of a photo `detect_working` wants (`imaging.working_copy` for this `min_face`)."""
+        return working_copy(image, min_face=self.min_face)
 
     def detect_working(self, copies: list[tuple[np.ndarray, np.ndarray]]) -> list[list[FaceLandmarks]]:
         """`detect_many` on `imaging.working_copy`s (gray copy, matrix to original pixels): lets a
         caller that decodes large photos keep only the small copies. Results in original pixels."""
         grays = [g for g, _ in copies]
-        found = [self.detector.detect(g) for g in grays]
+        found = [self.detector.detect(g, self._min_side(m)) for g, m in copies]
         owners = [i for i, boxes in enumerate(found) for _ in boxes]
         flat = [b for boxes in found for b in boxes]
         points, doubt = self.fit_boxes(grays, owners, np.array([b.as_array() for b in flat]).reshape(-1, 4))
@@ -273,6 +291,10 @@ class Landmarker:
                 face = FaceLandmarks(pts, self.scheme, (box.x0, box.y0, box.x1, box.y1), box.score)
                 out[i].append(face.mapped(copies[i][1]))
         return out
+
+    def _min_side(self, matrix: np.ndarray) -> float | None:
+        """`min_face` in a working copy's pixels (its matrix maps them to the photo's)."""
+        return None if self.min_face is None else self.min_face / matrix[0, 0]
 
     def fit_boxes(
         self, grays: list[np.ndarray], owners: list[int], boxes: np.ndarray, passes: int = REFINE_PASSES

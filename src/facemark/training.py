@@ -28,6 +28,7 @@ from facemark.augment import AugmentConfig, FaceCache, build_cache, make_batch
 from facemark.boxes import BoxRegressor
 from facemark.bundle import DEFAULT_CROPS, KERAS_NAME, ModelConfig
 from facemark.errors import FacemarkError
+from facemark.files import FolderLock
 from facemark.imaging import CropSpec, write_bytes_atomic
 from facemark.losses import LOSSES
 from facemark.metrics import Metrics, compute_metrics
@@ -294,29 +295,6 @@ class TrainResult:
     best_epoch: int
 
 
-class _RunLock:
-    """An exclusive lock on RUN_DIR/.lock while a training writes there. The OS drops it when the
-    process ends, however it ends, so a lock left by a killed run is never in the way."""
-
-    def __init__(self, run_dir: Path):
-        import fcntl
-
-        self.file = open(run_dir / ".lock", "a+")  # noqa: SIM115  (held for the run)
-        try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.file.seek(0)
-            holder = self.file.read().strip() or "another process"
-            self.file.close()
-            raise FacemarkError(f"{run_dir}: another training ({holder}) is writing to this run folder") from None
-        self.file.truncate(0)
-        self.file.write(f"pid {os.getpid()}")
-        self.file.flush()
-
-    def release(self) -> None:
-        self.file.close()
-
-
 def _check_run_folder(run_dir: Path, checkpoints: _Checkpoints, resume: bool) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise FacemarkError(f"{run_dir}: exists and is not a folder; name a run folder for --out")
@@ -346,7 +324,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FacemarkError(f"{run_dir}: cannot create the run folder ({exc.strerror})") from None
-    lock = _RunLock(run_dir)
+    lock = FolderLock(run_dir, "training")
     try:
         _check_run_folder(run_dir, checkpoints, resume)  # again, now that no other run can write here
         return _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set, val_set)

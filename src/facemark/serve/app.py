@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from facemark.bundle import ModelConfig, resolve_model, shipped_models
 from facemark.detection import available_detectors
 from facemark.errors import FacemarkError
-from facemark.imaging import cv2, decode_image, working_copy
+from facemark.imaging import cv2, decode_image
 from facemark.serve.metrics import Metrics
 from facemark.serve.options import ServeOptions
 from facemark.serve.stream import stream_faces
@@ -263,7 +263,7 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
     def detect_job(w: Workers, data: bytes, model: str, detector: str, mirror: bool, colour: bool):
         image = decode_image(np.frombuffer(data, np.uint8), gray=not colour, max_pixels=options.max_pixels)
         landmarker = w.landmarker(model, detector, mirror)
-        return image, landmarker.detect_working([working_copy(image)])[0]
+        return image, landmarker.detect_working([landmarker.working_copy(image)])[0]
 
     @app.post("/v1/detect", response_model=DetectResult, responses=_ERRORS, openapi_extra=_IMAGE_BODY)
     async def detect(

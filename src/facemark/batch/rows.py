@@ -1,0 +1,101 @@
+"""One output row per image, made the same way by every engine: path, size, faces, error,
+model. A file that cannot be read is a row with an error, never an exception."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facemark import __version__
+from facemark.batch.sources import is_uri
+from facemark.bundle import KERAS_NAME, ONNX_NAME, resolve_model
+from facemark.detection import get_detector
+from facemark.errors import FacemarkError
+from facemark.imaging import decode_image
+from facemark.inference import Landmarker
+
+MICRO_BATCH = 32  # images whose faces go through the model together
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What decides a row: the same settings give the same rows on every engine."""
+
+    model: str = "kaggle15"
+    detector: str = "opencv"
+    mirror: bool = False
+    min_face: float | None = None
+
+    def landmarker(self) -> Landmarker:
+        """A one-thread landmarker with its detector built (an unknown one fails here)."""
+        detector = get_detector(self.detector)
+        return Landmarker(self.model, threads=1, detector=detector, mirror=self.mirror, min_face=self.min_face)
+
+
+def model_version(model: str) -> str:
+    """facemark's version and the network file's digest: rows say exactly which weights made them."""
+    folder = resolve_model(model)
+    weights = folder / ONNX_NAME if (folder / ONNX_NAME).exists() else folder / KERAS_NAME
+    return f"{__version__}+{hashlib.sha256(weights.read_bytes()).hexdigest()[:12]}"
+
+
+def schema():
+    """The Parquet schema of a row (pyarrow comes with the batch extra)."""
+    import pyarrow as pa
+
+    point = pa.struct([("name", pa.string()), ("x", pa.float64()), ("y", pa.float64())])
+    face = pa.struct([("box", pa.list_(pa.float64())), ("score", pa.float64()), ("points", pa.list_(point))])
+    return pa.schema(
+        [
+            ("index", pa.int64()),
+            ("path", pa.string()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("faces", pa.list_(face)),
+            ("error", pa.string()),
+            ("model", pa.string()),
+            ("model_version", pa.string()),
+        ]
+    )
+
+
+def _read_bytes(path: str) -> np.ndarray:
+    if is_uri(path):
+        import pyarrow.fs
+
+        try:
+            fs, inner = pyarrow.fs.FileSystem.from_uri(path)
+            with fs.open_input_stream(inner) as f:
+                return np.frombuffer(f.read(), np.uint8)
+        except (OSError, ValueError) as exc:
+            raise FacemarkError(f"cannot read ({str(exc)[:100]})") from None
+    try:
+        return np.fromfile(Path(path), dtype=np.uint8)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise FacemarkError("no such image file") from None
+    except OSError as exc:
+        raise FacemarkError(f"cannot read ({exc.strerror})") from None
+
+
+def landmark_rows(landmarker: Landmarker, items: list[tuple[int, str]], model: str, version: str) -> list[dict]:
+    """Rows for (index, path) items, in their order."""
+    rows = []
+    for start in range(0, len(items), MICRO_BATCH):
+        part = items[start : start + MICRO_BATCH]
+        decoded: dict[int, tuple] = {}
+        for index, path in part:
+            base = {"index": index, "path": path, "model": model, "model_version": version}
+            try:
+                image = decode_image(_read_bytes(path), gray=True)
+                decoded[index] = (base, image.shape, landmarker.working_copy(image))
+            except FacemarkError as exc:
+                rows.append({**base, "width": None, "height": None, "faces": None, "error": str(exc)})
+        found = landmarker.detect_working([copy for _, _, copy in decoded.values()])
+        for (base, shape, _), faces in zip(decoded.values(), found):
+            rows.append(
+                {**base, "width": shape[1], "height": shape[0], "faces": [f.to_dict() for f in faces], "error": None}
+            )
+    return sorted(rows, key=lambda r: r["index"])

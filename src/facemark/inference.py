@@ -116,15 +116,7 @@ class _OnnxRunner:
 
     def _run(self, session, x: np.ndarray) -> np.ndarray:
         calls = range(0, len(x), MICRO_BATCH)
-        return np.concatenate([self._call(session, x[i : i + MICRO_BATCH]) for i in calls])
-
-    def _call(self, session, x: np.ndarray) -> np.ndarray:
-        """One session call. ONNX Runtime computes a batch of one by another kernel path whose
-        results differ in the 5th decimal; run it as a batch of two, so a face's points never
-        depend on how many others share its call (a batch engine's rows match the CLI's)."""
-        if len(x) == 1:
-            return session.run(None, {self.input: np.concatenate([x, x])})[0][:1]
-        return session.run(None, {self.input: x})[0]
+        return np.concatenate([session.run(None, {self.input: x[i : i + MICRO_BATCH]})[0] for i in calls])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.workers == 1 or len(x) <= MICRO_BATCH:

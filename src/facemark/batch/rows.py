@@ -17,8 +17,6 @@ from facemark.errors import FacemarkError
 from facemark.imaging import decode_image
 from facemark.inference import Landmarker
 
-MICRO_BATCH = 32  # images whose faces go through the model together
-
 
 @dataclass(frozen=True)
 class BatchSettings:
@@ -81,21 +79,18 @@ def _read_bytes(path: str) -> np.ndarray:
 
 
 def landmark_rows(landmarker: Landmarker, items: list[tuple[int, str]], model: str, version: str) -> list[dict]:
-    """Rows for (index, path) items, in their order."""
+    """Rows for (index, path) items, in their order. Each image goes through the model on its
+    own: ONNX Runtime's results move in the fifth decimal with the batch's make-up, and a row
+    must depend on its image only, whichever engine, batch or shard it falls in."""
     rows = []
-    for start in range(0, len(items), MICRO_BATCH):
-        part = items[start : start + MICRO_BATCH]
-        decoded: dict[int, tuple] = {}
-        for index, path in part:
-            base = {"index": index, "path": path, "model": model, "model_version": version}
-            try:
-                image = decode_image(_read_bytes(path), gray=True)
-                decoded[index] = (base, image.shape, landmarker.working_copy(image))
-            except FacemarkError as exc:
-                rows.append({**base, "width": None, "height": None, "faces": None, "error": str(exc)})
-        found = landmarker.detect_working([copy for _, _, copy in decoded.values()])
-        for (base, shape, _), faces in zip(decoded.values(), found):
-            rows.append(
-                {**base, "width": shape[1], "height": shape[0], "faces": [f.to_dict() for f in faces], "error": None}
-            )
-    return sorted(rows, key=lambda r: r["index"])
+    for index, path in items:
+        base = {"index": index, "path": path, "model": model, "model_version": version}
+        try:
+            image = decode_image(_read_bytes(path), gray=True)
+        except FacemarkError as exc:
+            rows.append({**base, "width": None, "height": None, "faces": None, "error": str(exc)})
+            continue
+        faces = landmarker.detect_working([landmarker.working_copy(image)])[0]
+        h, w = image.shape
+        rows.append({**base, "width": w, "height": h, "faces": [f.to_dict() for f in faces], "error": None})
+    return rows

@@ -148,3 +148,16 @@ def face_photo(positions: list[tuple[int, int]], size: tuple[int, int] = (320, 5
     for x, y in positions:
         photo[y : y + face, x : x + face] = src
     return photo
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG file whose header claims width x height pixels: a decompression bomb."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    pixels = chunk(b"IDAT", zlib.compress(b"\0" * 4096))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + pixels + chunk(b"IEND", b"")

@@ -6,10 +6,8 @@ input changed (checksums) and no partial output left behind."""
 import hashlib
 import json
 import os
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import cv2
@@ -19,7 +17,7 @@ import pytest
 from facemark.cli import main
 from facemark.errors import EXIT_ERROR, EXIT_SOME_INPUTS_FAILED
 
-from conftest import face_photo
+from conftest import face_photo, png_claiming
 
 
 def _checksums(root: Path) -> dict[str, str]:
@@ -36,25 +34,13 @@ def _jpeg(image: np.ndarray) -> bytes:
     return cv2.imencode(".jpg", image)[1].tobytes()
 
 
-def _png_claiming(width: int, height: int) -> bytes:
-    """A small PNG file whose header claims width x height pixels: a decompression bomb."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 4096)) + chunk(b"IEND", b"")
-    )
-
-
 GOOD = _jpeg(face_photo([(200, 80)]))
 BAD_FILES = {  # name -> (bytes, what the error line says)
     "truncated.jpg": (GOOD[: len(GOOD) // 2], "truncated"),
     "truncated.png": (cv2.imencode(".png", face_photo([(200, 80)]))[1].tobytes()[:-30], "truncated"),
     "empty.jpg": (b"", "empty file"),
     "text.jpg": (b"hello, I am a text file", "not a readable image"),
-    "bomb.png": (_png_claiming(100_000, 100_000), "over the 250 MP limit"),
+    "bomb.png": (png_claiming(100_000, 100_000), "over the 250 MP limit"),
 }
 
 
@@ -106,6 +92,14 @@ def test_one_bad_file_alone_is_one_line(name, album, capsys):
     rc = main(["predict", str(album / name)])
     err = _err_lines(capsys)
     assert rc == EXIT_SOME_INPUTS_FAILED and len(err) == 1 and BAD_FILES[name][1] in err[0], err
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_filter_on_a_bad_photo_is_one_line_and_writes_nothing(name, album, tmp_path, capsys):
+    rc = main(["filter", str(album / name), "--overlay", "sunglasses", "-o", str(tmp_path / "out.png")])
+    err = _err_lines(capsys)
+    assert rc == EXIT_ERROR and len(err) == 1 and BAD_FILES[name][1] in err[0], err
+    assert list(tmp_path.glob("*.png")) == []
 
 
 def test_outputs_never_replace_inputs(album, tmp_path, capsys):

@@ -2,9 +2,7 @@
 JSON errors with 4xx for every bad input, bounded work, and the live stream's latest-wins rule."""
 
 import asyncio
-import struct
 import threading
-import zlib
 
 import cv2
 import numpy as np
@@ -17,7 +15,7 @@ from facemark import Landmarker  # noqa: E402
 from facemark.serve import ServeOptions, create_app  # noqa: E402
 from facemark.serve.workers import Overloaded, TimedOut, Workers  # noqa: E402
 
-from conftest import face_photo  # noqa: E402
+from conftest import face_photo, png_claiming  # noqa: E402
 
 PHOTO = face_photo([(40, 60), (380, 90)])  # two faces
 JPEG = cv2.imencode(".jpg", PHOTO)[1].tobytes()
@@ -66,19 +64,11 @@ def test_models_health_metrics_and_schema(client):
     assert "multipart/form-data" in paths["/v1/detect"]["post"]["requestBody"]["content"]
 
 
-def _png_claiming(width: int, height: int) -> bytes:
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
 BAD_REQUESTS = [
     ("post", "/v1/detect", {"content": b""}, 400, "empty body"),
     ("post", "/v1/detect", {"content": b"GIF89a not really"}, 400, "not a readable image"),
     ("post", "/v1/detect", {"content": JPEG[: len(JPEG) // 2]}, 400, "truncated"),
-    ("post", "/v1/detect", {"content": _png_claiming(3000, 3000)}, 400, "MP limit"),
+    ("post", "/v1/detect", {"content": png_claiming(3000, 3000)}, 400, "MP limit"),
     ("post", "/v1/detect", {"content": b"\0" * (3 << 20)}, 413, "limit"),
     ("post", "/v1/detect", {"content": JPEG, "headers": {"content-length": "x"}}, 400, "Content-Length"),
     ("post", "/v1/detect", {"files": {"other": ("a.txt", b"", "text/plain")}}, 400, ""),
@@ -189,3 +179,38 @@ def test_bad_server_options_fail_before_it_starts():
         create_app(ServeOptions(model="nope"))
     with pytest.raises(FacemarkError, match="not available"):
         create_app(ServeOptions(detector="haar"))
+
+
+def test_the_listening_socket_gets_tcp_nodelay_on_every_connection():
+    """Without TCP_NODELAY a keep-alive client waits 40 ms per answer for a delayed ACK."""
+    import socket
+
+    from facemark.serve.server import listening_socket
+
+    async def scenario():
+        sock = listening_socket("127.0.0.1", 0)
+        seen = asyncio.get_running_loop().create_future()
+
+        async def accepted(reader, writer):
+            seen.set_result(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(accepted, sock=sock)
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        assert await asyncio.wait_for(seen, 5) == 1
+        writer.close()
+        server.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_port_in_use_is_one_error_line(capsys):
+    from facemark.cli import main
+    from facemark.serve.server import listening_socket
+
+    taken = listening_socket("127.0.0.1", 0)
+    taken.listen()
+    rc = main(["serve", "--port", str(taken.getsockname()[1])])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "cannot listen" in err[0], err
+    taken.close()

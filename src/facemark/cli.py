@@ -384,7 +384,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> None:
     print(json.dumps(report.to_dict()) if a.json else format_report(report))
 
 
-def _run_batch(a: argparse.Namespace, paths: list[Path], run, read, draw, entry, show) -> int:
+def _over_images(a: argparse.Namespace, paths: list[Path], run, read, draw, entry, show) -> int:
     """predict and detect over many images: decoded in memory-sized chunks, `run` over each
     chunk's good images at once, drawn copies and JSON entries written as each chunk is done.
     A bad image is reported and skipped (exit 3), or with --strict stops the run."""
@@ -439,7 +439,7 @@ def _cmd_predict(a: argparse.Namespace) -> int:
         print(f"{path}:")
         print("\n".join(f"  {p.name:<26} {p.x:8.2f} {p.y:8.2f}" for p in face.landmarks))
 
-    return _run_batch(
+    return _over_images(
         a,
         paths,
         lambda images: landmarker.predict_many([to_gray(im) for im in images]),
@@ -470,7 +470,7 @@ def _cmd_detect(a: argparse.Namespace) -> int:
         for f in faces:
             print("  box " + " ".join(f"{v:.1f}" for v in f.box) + f"  score {f.score:.2f}")
 
-    return _run_batch(
+    return _over_images(
         a,
         paths,
         lambda decoded: landmarker.detect_working([copy for _, copy in decoded]),
@@ -503,37 +503,22 @@ def _cmd_batch(a: argparse.Namespace) -> int:
 
 
 def _cmd_serve(a: argparse.Namespace) -> None:
-    import socket
-
     try:
-        import uvicorn
-
-        from facemark.serve import ServeOptions, create_app
+        from facemark.serve import ServeOptions, serve
     except ModuleNotFoundError as exc:
         raise FacemarkError(f"serve needs {exc.name}: pip install 'facemark[serve]'") from None
-    limit = int(a.max_upload_mb * (1 << 20))
     given = {"workers": a.workers} if a.workers else {}
+    limit = int(a.max_upload_mb * (1 << 20))
     options = ServeOptions(
-        a.model,
-        a.detector,
-        queue=a.queue,
-        max_upload_bytes=limit,
-        timeout_s=a.timeout,
-        cors_origins=tuple(a.cors),
+        a.model, a.detector, queue=a.queue, max_upload_bytes=limit, timeout_s=a.timeout, cors_origins=tuple(a.cors),
         **given,
+    )  # fmt: skip
+    serve(
+        options,
+        a.host,
+        a.port,
+        lambda url: print(f"facemark serving on {url} (model {a.model}; Ctrl-C stops)", flush=True),
     )
-    app = create_app(options)
-    config = uvicorn.Config(app, host=a.host, port=a.port, log_level="warning", ws_max_size=limit, access_log=False)
-    sock = socket.socket(socket.AF_INET6 if ":" in a.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((a.host, a.port))
-    except OSError as exc:  # a port in use, an address not on this machine
-        sock.close()
-        raise FacemarkError(f"cannot listen on {a.host}:{a.port} ({exc.strerror or exc})") from None
-    host, port = sock.getsockname()[:2]
-    print(f"facemark serving on http://{host}:{port} (model {a.model}; Ctrl-C stops)", flush=True)
-    uvicorn.Server(config).run(sockets=[sock])
 
 
 COMMANDS = {

@@ -2,5 +2,6 @@
 
 from facemark.serve.app import create_app
 from facemark.serve.options import ServeOptions
+from facemark.serve.server import serve
 
-__all__ = ["ServeOptions", "create_app"]
+__all__ = ["ServeOptions", "create_app", "serve"]

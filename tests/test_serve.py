@@ -214,3 +214,15 @@ def test_a_port_in_use_is_one_error_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "cannot listen" in err[0], err
     taken.close()
+
+
+def test_a_stream_that_cannot_start_says_why(monkeypatch):
+    import facemark.serve.stream as stream
+    from facemark import FacemarkError
+
+    def no_tracking(*args, **kwargs):
+        raise FacemarkError("video tracking needs a model whose facemark.json has a box_regressor")
+
+    monkeypatch.setattr(stream, "FaceTracker", no_tracking)
+    with TestClient(create_app()) as c, c.websocket_connect("/v1/stream") as ws:
+        assert "box_regressor" in ws.receive_json()["error"]

@@ -27,7 +27,11 @@ async def stream_faces(
     websocket: WebSocket, workers: Workers, metrics: Metrics, model: str, detector: str, max_pixels: int
 ) -> None:
     """Serve one accepted connection until the client goes."""
-    tracker = await workers.run(lambda _: FaceTracker(Landmarker(model, threads=1, detector=detector)))
+    try:
+        tracker = await workers.run(lambda _: FaceTracker(Landmarker(model, threads=1, detector=detector)))
+    except (FacemarkError, Overloaded, TimedOut) as exc:
+        await websocket.send_text(json.dumps({"error": str(exc) or "the server is busy; retry later"}))
+        return await websocket.close(1013)
     latest: list = [None]  # (index, jpeg bytes, arrival time) of the newest unprocessed frame
     arrived = asyncio.Event()
     state = {"received": 0, "dropped": 0, "closed": False, "notes": []}

@@ -28,9 +28,9 @@ from facemark.imaging import IMAGE_SUFFIXES
 SAVE_FORMATS = ("same", "jpg", "png")
 
 
-def _visible(path: Path) -> bool:
-    """Hidden files and OS metadata stubs (macOS `._IMG.JPG`, `.DS_Store`) are not photos."""
-    return not path.name.startswith(".")
+def visible(name: str) -> bool:
+    """Hidden files and folders and OS metadata stubs (macOS `._IMG.JPG`, `.DS_Store`) are not photos."""
+    return not name.startswith(".")
 
 
 def expand_images(args: list[str]) -> list[Path]:
@@ -40,9 +40,9 @@ def expand_images(args: list[str]) -> list[Path]:
     for arg in args:
         p = Path(arg)
         if p.is_dir():
-            paths += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and _visible(f))
+            paths += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and visible(f.name))
         elif not p.exists() and glob.has_magic(arg):
-            matches = sorted(Path(m) for m in glob.glob(arg) if _visible(Path(m)) and not Path(m).is_dir())
+            matches = sorted(Path(m) for m in glob.glob(arg) if visible(Path(m).name) and not Path(m).is_dir())
             if not matches:
                 raise FacemarkError(f"{arg}: no file matches this pattern")
             paths += matches

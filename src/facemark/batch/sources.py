@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from facemark.errors import FacemarkError
+from facemark.files import visible
 from facemark.imaging import IMAGE_SUFFIXES
 
 LIST_SUFFIXES = (".txt", ".csv", ".parquet")
@@ -24,11 +25,11 @@ def _walk(root: Path) -> list[str]:
     are skipped."""
     found = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if visible(d))
         found += [
             os.path.join(folder, f)
             for f in sorted(files)
-            if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES
+            if visible(f) and os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES
         ]
     return found
 

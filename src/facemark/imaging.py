@@ -222,12 +222,31 @@ class CropSpec:
         return cls(size=int(d["size"]), scale=float(d["scale"]), shift=tuple(float(v) for v in d["shift"]))
 
 
-def points_box(points: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """Bounding box (x0, y0, x1, y1) of the present points: the 'GT box' protocol."""
-    pts = points if mask is None else points[mask]
+def points_box(points: np.ndarray, mask: np.ndarray | None = None, frame: np.ndarray | None = None) -> np.ndarray:
+    """The face box (x0, y0, x1, y1) of the present points: the 'GT box' protocol. Without a
+    `frame` it is their bounding box; with one (where each point sits in a unit face box, for
+    sparse schemes) it is that box carried onto the points by a least-squares similarity."""
+    mask = np.ones(len(points), bool) if mask is None else mask
+    pts = points[mask]
     if len(pts) == 0:
         raise FacemarkError("cannot build a face box: the sample has no labelled points")
-    return np.array([*pts.min(axis=0), *pts.max(axis=0)], dtype=np.float64)
+    if frame is None:
+        return np.array([*pts.min(axis=0), *pts.max(axis=0)], dtype=np.float64)
+    if len(pts) < 2:
+        raise FacemarkError("cannot frame a face from fewer than two labelled points")
+    m = similarity(np.asarray(frame, np.float64)[mask], pts.astype(np.float64))
+    (cx, cy), half = m[:, 2], float(np.hypot(m[0, 0], m[1, 0])) / 2
+    return np.array([cx - half, cy - half, cx + half, cy + half])
+
+
+def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2x3 least-squares similarity (scale, roll, shift) taking points src (N, 2) onto dst."""
+    zs = src[:, 0] + 1j * src[:, 1]
+    zd = dst[:, 0] + 1j * dst[:, 1]
+    ms, md = zs.mean(), zd.mean()
+    a = ((zd - md) * np.conj(zs - ms)).sum() / (np.abs(zs - ms) ** 2).sum()
+    b = md - a * ms
+    return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
 
 
 def crop_matrix(box: np.ndarray, spec: CropSpec) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from facemark.errors import FacemarkError
-from facemark.imaging import cv2, read_image
+from facemark.imaging import cv2, read_image, similarity
 from facemark.inference import FaceLandmarks
 from facemark.schemes import KAGGLE15, convert_points
 
@@ -87,16 +87,6 @@ def load_overlay(spec: str | Path, anchors: dict[str, tuple[float, float]] | Non
     if rgba.dtype != np.uint8:  # a 16-bit PNG keeps its top 8 bits
         rgba = (rgba >> 8).astype(np.uint8)
     return Overlay(rgba, anchors)
-
-
-def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """2x3 least-squares similarity (scale, roll, shift) taking points src (N, 2) onto dst."""
-    zs = src[:, 0] + 1j * src[:, 1]
-    zd = dst[:, 0] + 1j * dst[:, 1]
-    ms, md = zs.mean(), zd.mean()
-    a = ((zd - md) * np.conj(zs - ms)).sum() / (np.abs(zs - ms) ** 2).sum()
-    b = md - a * ms
-    return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
 
 
 def overlay_matrix(overlay: Overlay, face: FaceLandmarks) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Readers for the landmark formats people really have, all yielding one `Sample` type.
 
 Formats: Kaggle Facial Keypoints CSV (`training.csv`), the article's `face_images.npz` +
-`facial_keypoints.csv` pair, the ytf68 folder (Udacity P1 layout) and iBUG `.pts` files.
+`facial_keypoints.csv` pair, the ytf68 folder (Udacity P1 layout), iBUG `.pts` files (300-W,
+InfAnFace) and mtfl5's 5-point `.pts` files.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from facemark.errors import FacemarkError
 from facemark.imaging import IMAGE_SUFFIXES, points_box, read_image
-from facemark.schemes import IBUG68, KAGGLE15, Scheme
+from facemark.schemes import IBUG68, KAGGLE15, MTFL5, Scheme
 
 # A point further than this many image sides outside the image is a labelling error, not a face.
 _MAX_OUTSIDE = 0.5
@@ -32,10 +33,10 @@ class Sample:
     identity: str | None = None
     source: str = ""  # file (and line) the sample came from, for messages
 
-    def box(self) -> np.ndarray:
-        """The bounding box of the present points (the GT-box protocol); an error names the sample."""
+    def box(self, scheme: Scheme) -> np.ndarray:
+        """The face box of the present points in `scheme` (the GT-box protocol); an error names the sample."""
         try:
-            return points_box(self.points, self.mask)
+            return points_box(self.points, self.mask, scheme.frame)
         except FacemarkError as exc:
             raise FacemarkError(f"{self.source}: {exc}") from None
 
@@ -53,7 +54,10 @@ class Dataset:
         return len(self.samples)
 
 
-FORMATS = ("kaggle-csv", "npz", "ytf68", "pts")
+FORMATS = ("kaggle-csv", "npz", "ytf68", "pts", "mtfl5")
+# .pts conventions: the scheme, and the pixel that counts as 0. iBUG/300-W (and InfAnFace, which
+# follows it) count from 1; mtfl5's README says its points are 0-based pixel centres.
+_PTS_FORMATS = {"pts": (IBUG68, 1.0), "mtfl5": (MTFL5, 0.0)}
 
 
 def detect_format(path: Path) -> str:
@@ -64,7 +68,7 @@ def detect_format(path: Path) -> str:
         if path.suffix == ".npz":
             return "npz"
         if path.suffix == ".pts":
-            return "pts"
+            return _pts_format(path)
     elif path.is_dir():
         if (path / "face_images.npz").exists():
             return "npz"
@@ -72,8 +76,9 @@ def detect_format(path: Path) -> str:
             return "ytf68"
         if (path / "training.csv").exists():
             return "kaggle-csv"
-        if next(path.rglob("*.pts"), None) is not None:
-            return "pts"
+        first = next(path.rglob("*.pts"), None)
+        if first is not None:
+            return _pts_format(first)
     elif not path.exists():
         raise FacemarkError(f"{path}: no such file or folder")
     raise FacemarkError(f"{path}: cannot tell the data format; pass --format ({', '.join(FORMATS)})")
@@ -92,8 +97,9 @@ def read_dataset(path: str | Path, format: str | None = None, split: str | None 
         ds = Dataset(KAGGLE15, list(read_npz_pair(path)), crops=True, format=fmt)
     elif fmt == "ytf68":
         ds = Dataset(IBUG68, list(read_ytf68(path, split)), crops=False, format=fmt)
-    elif fmt == "pts":
-        ds = Dataset(IBUG68, list(read_pts(path)), crops=False, format=fmt)
+    elif fmt in _PTS_FORMATS:
+        scheme, origin = _PTS_FORMATS[fmt]
+        ds = Dataset(scheme, list(read_pts(path, scheme, origin)), crops=False, format=fmt)
     else:
         raise FacemarkError(f"unknown data format {fmt!r}; known: {', '.join(FORMATS)}")
     if not ds.samples:
@@ -242,35 +248,54 @@ def read_ytf68(root: Path, split: str | None = None) -> Iterator[Sample]:
                 yield Sample(image, points, mask, identity=identity_of(row[0]), source=f"{name}/{row[0]}")
 
 
-def parse_pts(path: Path) -> np.ndarray:
-    """An iBUG .pts file: `version`, `n_points`, then `{`, one `x y` per line, `}`; 1-based pixels."""
+def parse_pts(path: Path, points: int = 68, origin: float = 1.0) -> np.ndarray:
+    """An iBUG-style .pts file: `version`, `n_points`, then `{`, one `x y` per line, `}`; returned
+    in 0-based pixels (`origin` is the file's number for the first pixel)."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise FacemarkError(f"{path}: cannot read ({exc})") from None
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     try:
         start, end = lines.index("{"), lines.index("}")
-        points = np.array([[float(v) for v in ln.split()] for ln in lines[start + 1 : end]], dtype=np.float32)
+        found = np.array([[float(v) for v in ln.split()] for ln in lines[start + 1 : end]], dtype=np.float32)
     except ValueError:
         raise FacemarkError(f"{path}: not an iBUG .pts file") from None
-    if points.shape != (IBUG68.num_points, 2):
-        raise FacemarkError(f"{path}: {len(points)} points, expected 68")
-    return points - 1.0  # iBUG counts pixels from 1
+    if found.shape != (points, 2):
+        raise FacemarkError(f"{path}: {len(found)} points, expected {points}")
+    return found - origin
 
 
-def read_pts(path: Path) -> Iterator[Sample]:
-    """iBUG / 300-W: each `name.pts` beside its image `name.jpg|png`; identity is the folder."""
+def _pts_format(path: Path) -> str:
+    """'pts' (68 points) or 'mtfl5' (5), from a .pts file's n_points line."""
+    try:
+        head = path.read_text(encoding="utf-8-sig")[:200]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FacemarkError(f"{path}: cannot read ({exc})") from None
+    for line in head.splitlines():
+        if line.strip().startswith("n_points"):
+            n = line.split(":", 1)[-1].strip()
+            for fmt, (scheme, _) in _PTS_FORMATS.items():
+                if n == str(scheme.num_points):
+                    return fmt
+            raise FacemarkError(f"{path}: {n} points; known .pts schemes have 68 (iBUG) or 5 (mtfl5)")
+    return "pts"
+
+
+def read_pts(path: Path, scheme: Scheme = IBUG68, origin: float = 1.0) -> Iterator[Sample]:
+    """Each `name.pts` beside its image `name.jpg|png`, in `scheme`. Identity: for 68-point sets
+    none is known; for mtfl5 the folder and the file name before its last `_NN` (LFW's person)."""
     files = [path] if path.is_file() else sorted(path.rglob("*.pts"))
     for pts in files:
         image_path = next((pts.with_suffix(s) for s in IMAGE_SUFFIXES if pts.with_suffix(s).exists()), None)
         if image_path is None:
             raise FacemarkError(f"{pts}: no image beside it with the same name")
         image = read_image(image_path)
-        points = parse_pts(pts)
+        points = parse_pts(pts, scheme.num_points, origin)
         mask = np.ones(len(points), dtype=bool)
         _check_inside(points, mask, image.shape, str(pts))
-        yield Sample(image, points, mask, identity=None, source=str(image_path))
+        identity = None if scheme is IBUG68 else f"{pts.parent.name}/{identity_of(pts.name)}"
+        yield Sample(image, points, mask, identity=identity, source=str(image_path))
 
 
 def write_kaggle_csv(path: Path, samples: list[Sample]) -> None:

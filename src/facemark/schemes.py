@@ -21,6 +21,9 @@ class Scheme:
     flip_pairs: tuple[tuple[int, int], ...]
     # Indices of the two outer eye corners: their distance normalises errors (NME, inter-ocular).
     ocular: tuple[int, int]
+    # For a scheme too sparse to bound a face: where each point sits in the square face box the
+    # crops are built from (centre 0, side 1), so its faces are framed like 68-point ones.
+    frame: tuple[tuple[float, float], ...] | None = None
 
     @property
     def num_points(self) -> int:
@@ -110,7 +113,15 @@ _IBUG_PAIRS = (
 
 IBUG68 = Scheme(name="ibug68", point_names=_ibug_names(), flip_pairs=_IBUG_PAIRS, ocular=(36, 45))
 
-SCHEMES: dict[str, Scheme] = {s.name: s for s in (KAGGLE15, IBUG68)}
+# MTFL's five human-marked points (../shared/data/mtfl5): eye centres where people see the pupil,
+# nose tip, mouth corners. Its errors are normalised by the eye centres' distance (inter-pupil).
+_MTFL_NAMES = ("right_eye_center", "left_eye_center", "nose_tip", "mouth_right_corner", "mouth_left_corner")
+# Its frame: the mean of ytf68's 3,672 labelled faces (derived points in their 68-point box),
+# mirrored to symmetry (python -c: see docs/training.md, "Framing 5-point faces").
+_MTFL_FRAME = ((-0.2024, -0.2874), (0.2024, -0.2874), (0.0, -0.0454), (-0.1640, 0.1619), (0.1640, 0.1619))
+MTFL5 = Scheme(name="mtfl5", point_names=_MTFL_NAMES, flip_pairs=((0, 1), (3, 4)), ocular=(0, 1), frame=_MTFL_FRAME)
+
+SCHEMES: dict[str, Scheme] = {s.name: s for s in (KAGGLE15, IBUG68, MTFL5)}
 
 
 def get_scheme(name: str) -> Scheme:
@@ -141,20 +152,29 @@ _IBUG_TO_KAGGLE = {
 }
 
 
-def _conversion_matrix() -> np.ndarray:
-    m = np.zeros((KAGGLE15.num_points, IBUG68.num_points), dtype=np.float64)
-    for row, name in enumerate(KAGGLE15.point_names):
-        idx = list(_IBUG_TO_KAGGLE[name])
+def _matrix(source: Scheme, target: Scheme, means: dict[str, list[str] | range]) -> np.ndarray:
+    """target x source matrix: each target point is the mean of the named (or numbered) source points."""
+    m = np.zeros((target.num_points, source.num_points), dtype=np.float64)
+    for row, name in enumerate(target.point_names):
+        idx = [source.point_names.index(v) if isinstance(v, str) else v for v in means[name]]
         m[row, idx] = 1.0 / len(idx)
     return m
 
 
-IBUG68_TO_KAGGLE15 = _conversion_matrix()
+# Which schemes convert into which, as data: every conversion is a linear map of points. A
+# derived eye centre (mean of six contour points) sits near the marked pupil, not on it (mtfl5's
+# README): conversions say what a model predicts, not what a person would mark.
+CONVERSIONS: dict[tuple[str, str], np.ndarray] = {
+    ("ibug68", "kaggle15"): _matrix(IBUG68, KAGGLE15, _IBUG_TO_KAGGLE),
+    ("ibug68", "mtfl5"): _matrix(IBUG68, MTFL5, {n: _IBUG_TO_KAGGLE[n] for n in _MTFL_NAMES}),
+    ("kaggle15", "mtfl5"): _matrix(KAGGLE15, MTFL5, {n: [n] for n in _MTFL_NAMES}),
+}
+IBUG68_TO_KAGGLE15 = CONVERSIONS["ibug68", "kaggle15"]
 
 
 def convertible(source: Scheme, target: Scheme) -> bool:
     """Whether points labelled in `source` can be scored or trained as `target`."""
-    return source == target or (source.name, target.name) == ("ibug68", "kaggle15")
+    return source == target or (source.name, target.name) in CONVERSIONS
 
 
 def convert_points(
@@ -168,7 +188,7 @@ def convert_points(
         raise FacemarkError(f"cannot convert {source.name} points to {target.name}")
     if source == target:
         return points, mask
-    m = IBUG68_TO_KAGGLE15
+    m = CONVERSIONS[source.name, target.name]
     filled = np.where(mask[..., None], points, 0.0)
     out = np.einsum("tk,...kc->...tc", m, filled)
     used = m > 0

@@ -145,6 +145,9 @@ def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Sche
     """Read, check, crop once and split: (scheme, train cache, validation cache)."""
     dataset = dataset or read_dataset(cfg.data, cfg.format)
     scheme = get_scheme(cfg.scheme) if cfg.scheme else dataset.scheme
+    if scheme.name not in DEFAULT_CROPS:
+        known = ", ".join(DEFAULT_CROPS)
+        raise FacemarkError(f"models are trained in the {known} schemes, not {scheme.name}; pass --scheme")
     if not convertible(dataset.scheme, scheme):
         raise FacemarkError(f"scheme {scheme.name} does not match the data ({dataset.scheme.name} points)")
     cache = build_cache(dataset, scheme, DEFAULT_CROPS[scheme.name])

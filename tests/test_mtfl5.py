@@ -1,0 +1,102 @@
+"""mtfl5's 5 human-marked points: the reader, the scheme's conversions and framing, and scoring
+15- and 68-point models on them (in the data's scheme, normalised by the inter-pupil distance)."""
+
+import numpy as np
+import pytest
+
+from facemark.errors import FacemarkError
+from facemark.imaging import points_box
+from facemark.readers import read_dataset
+from facemark.schemes import IBUG68, KAGGLE15, MTFL5, convert_points, convertible
+
+from conftest import mean_face68, synthetic_face
+
+
+def _write_pts(path, points, n):
+    body = "\n".join(f"{x:.3f} {y:.3f}" for x, y in points)
+    path.write_text(f"version: 1\nn_points: {n}\n{{\n{body}\n}}\n")
+
+
+@pytest.fixture
+def mtfl_folder(tmp_path):
+    """Synthetic faces with their 5 points (0-based, as mtfl5's README says), LFW-style names."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    root = tmp_path / "mtfl5" / "lfw"
+    root.mkdir(parents=True)
+    for i in range(8):
+        img, pts68 = synthetic_face(rng, 160)
+        five, _ = convert_points(pts68, np.ones(68, bool), IBUG68, MTFL5)
+        stem = f"Some_Person_{i % 2}_{i:04d}"
+        cv2.imwrite(str(root / f"{stem}.jpg"), img)
+        _write_pts(root / f"{stem}.pts", five, 5)
+    return tmp_path / "mtfl5"
+
+
+def test_the_reader_takes_five_points_zero_based_with_lfw_identities(mtfl_folder):
+    ds = read_dataset(mtfl_folder)
+    assert ds.format == "mtfl5" and ds.scheme is MTFL5 and len(ds) == 8 and not ds.crops
+    s = ds.samples[0]
+    assert s.points.shape == (5, 2) and s.mask.all() and s.identity == "lfw/Some_Person_0"
+    assert s.points[0, 0] < s.points[1, 0]  # the subject's right eye is on the image's left
+
+
+def test_a_five_point_file_among_68_point_ones_is_refused(mtfl_folder):
+    _write_pts(next(mtfl_folder.rglob("*.pts")), np.zeros((68, 2)), 68)
+    with pytest.raises(FacemarkError, match="5 points|68 points"):
+        read_dataset(mtfl_folder)
+
+
+def test_conversions_are_data_and_go_one_way():
+    pts68 = mean_face68()
+    five, mask = convert_points(pts68, np.ones(68, bool), IBUG68, MTFL5)
+    np.testing.assert_allclose(five[0], pts68[36:42].mean(axis=0), atol=1e-6)  # right eye centre
+    np.testing.assert_allclose(five[2], pts68[30], atol=1e-6)
+    assert mask.all() and convertible(KAGGLE15, MTFL5) and not convertible(MTFL5, KAGGLE15)
+    k15, _ = convert_points(pts68, np.ones(68, bool), IBUG68, KAGGLE15)
+    via, _ = convert_points(k15, np.ones(15, bool), KAGGLE15, MTFL5)
+    np.testing.assert_allclose(via, five, atol=1e-5)  # both routes agree
+
+
+def test_five_points_are_framed_like_the_68_point_box():
+    pts68 = mean_face68() * 120 + [200, 150]
+    five, _ = convert_points(pts68, np.ones(68, bool), IBUG68, MTFL5)
+    box68 = points_box(pts68)
+    framed = points_box(five, np.ones(5, bool), MTFL5.frame)
+    side68 = max(box68[2] - box68[0], box68[3] - box68[1])
+    assert abs((framed[2] - framed[0]) / side68 - 1) < 0.15
+    centre = lambda b: np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])  # noqa: E731
+    assert np.linalg.norm(centre(framed) - centre(box68)) < 0.08 * side68
+    rot = np.array([[0.0, -1.0], [1.0, 0.0]])  # a face turned 90 degrees keeps its box size
+    turned = points_box((five - 200) @ rot.T + 200, np.ones(5, bool), MTFL5.frame)
+    assert abs((turned[2] - turned[0]) - (framed[2] - framed[0])) < 1e-6
+
+
+def test_models_are_scored_in_the_five_points_normalised_by_the_pupils(mtfl_folder):
+    from facemark import Landmarker
+    from facemark.evaluation import evaluate
+
+    ds = read_dataset(mtfl_folder)
+    for model in ("kaggle15", "ibug68"):
+        report = evaluate(Landmarker(model), ds).to_dict()
+        assert report["scored_in"] == "mtfl5" and report["data_scheme"] == "mtfl5" and report["n"] == 8
+        assert set(report["per_point"]) == set(MTFL5.point_names) and report["nme_io"] is not None
+        assert set(report["offsets_pct"]) == set(MTFL5.point_names)
+
+
+def test_signed_offsets_say_which_way_labels_differ():
+    from facemark.evaluation import signed_offsets
+
+    gt = np.array([[[40.0, 40.0], [60.0, 40.0], [50.0, 55.0], [42.0, 70.0], [58.0, 70.0]]])
+    moved = gt + [1.0, 2.0]  # 5 % of the 20 px eye distance right, 10 % down
+    offsets = signed_offsets(moved, gt, MTFL5)
+    for along, across in offsets.values():
+        assert along == pytest.approx(5.0) and across == pytest.approx(10.0)
+
+
+def test_training_on_five_points_alone_is_refused_in_one_line(mtfl_folder, tmp_path):
+    from facemark.training import TrainConfig, prepare_data
+
+    with pytest.raises(FacemarkError, match="not mtfl5"):
+        prepare_data(TrainConfig(data=str(mtfl_folder)).resolved())

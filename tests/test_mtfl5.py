@@ -100,3 +100,11 @@ def test_training_on_five_points_alone_is_refused_in_one_line(mtfl_folder, tmp_p
 
     with pytest.raises(FacemarkError, match="not mtfl5"):
         prepare_data(TrainConfig(data=str(mtfl_folder)).resolved())
+
+
+def test_ready_made_crops_are_scored_only_by_models_of_their_framing(kaggle_csv):
+    from facemark import Landmarker
+    from facemark.evaluation import evaluate
+
+    with pytest.raises(FacemarkError, match="face crops, framed for kaggle15"):
+        evaluate(Landmarker("ibug68"), read_dataset(kaggle_csv))

@@ -63,6 +63,11 @@ def evaluate(landmarker: Landmarker, dataset: Dataset, batch: int = 256, box: st
     if box not in BOXES:
         raise FacemarkError(f"unknown box source {box!r}; known: {', '.join(BOXES)}")
     score = scoring_scheme(dataset.scheme, landmarker.scheme)
+    if dataset.crops and score != landmarker.scheme:  # ready-made crops are framed for their own scheme
+        raise FacemarkError(
+            f"the model's scheme {landmarker.scheme.name} does not match the data ({dataset.scheme.name} face "
+            f"crops, framed for {dataset.scheme.name} models)"
+        )
     crops, gts, matrices = _crops_and_truth(landmarker, dataset, score)
     # Errors in the model's crop frame: for Kaggle crops and the GT box alike, pixels of 96x96.
     to96 = 96.0 / landmarker.size

@@ -368,3 +368,14 @@ def test_chunks_are_bounded_by_bytes_not_only_by_count():
     chunks = list(decode_in_chunks(paths, lambda p: np.zeros(1 << 20, np.uint8), max_count=256, max_bytes=3 << 20))
     assert [len(c) for c in chunks] == [3, 3, 3, 1]
     assert [p for c in chunks for p, _ in c] == paths
+
+
+def test_json_lists_stay_strict_when_a_model_gives_nan(capsys):
+    import io
+
+    from facemark.files import JsonList
+
+    out = io.StringIO()
+    with JsonList(out) as listing:
+        listing.add({"image": "a.jpg", "points": [{"name": "nose_tip", "x": float("nan"), "y": 3.0}]})
+    assert json.loads(out.getvalue()) == [{"image": "a.jpg", "points": [{"name": "nose_tip", "x": None, "y": 3.0}]}]

@@ -163,6 +163,17 @@ def decode_in_chunks(
             yield chunk
 
 
+def _nulled(value: Any) -> Any:
+    """`value` with every NaN or infinite float replaced by None."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _nulled(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nulled(v) for v in value]
+    return value
+
+
 class JsonList:
     """A JSON list written entry by entry: what was done is on the stream even if a later image
     fails, and the list is closed on any exit (strict JSON: no NaN)."""
@@ -176,7 +187,11 @@ class JsonList:
         return self
 
     def add(self, entry: dict) -> None:
-        self.stream.write(("," if self.count else "") + "\n" + json.dumps(entry, allow_nan=False))
+        try:
+            text = json.dumps(entry, allow_nan=False)
+        except ValueError:  # a NaN from a broken model: null in strict JSON, not a crash mid-batch
+            text = json.dumps(_nulled(entry), allow_nan=False)
+        self.stream.write(("," if self.count else "") + "\n" + text)
         self.stream.flush()
         self.count += 1
 

@@ -31,17 +31,20 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}  # 
 def read_image(path: str | Path, gray: bool = True, unchanged: bool = False) -> np.ndarray:
     """Decode an image file (uint8, HxW gray or HxWx3 BGR; `unchanged`: as stored, alpha
     included), or fail with one clear line."""
-    path = Path(path)
     try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        raise FacemarkError(f"{path}: no such image file") from None
-    except OSError as exc:
-        raise FacemarkError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        return decode_image(data, gray, unchanged)
+        return decode_image(read_bytes(path), gray, unchanged)
     except FacemarkError as exc:
         raise FacemarkError(f"{path}: {exc}") from None
+
+
+def read_bytes(path: str | Path) -> np.ndarray:
+    """A file's bytes, or a FacemarkError that says why not (the caller adds the path)."""
+    try:
+        return np.fromfile(Path(path), dtype=np.uint8)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise FacemarkError("no such image file") from None
+    except OSError as exc:
+        raise FacemarkError(f"cannot read ({exc.strerror})") from None
 
 
 def decode_image(

@@ -41,7 +41,7 @@ def run_batch(
     try:
         run.start(None if resume else expand_sources(sources, column), sources)
         todo = run.pending()
-        images = sum(len(run.items(s)) for s in todo) if len(todo) < run.shards else len(run.inputs)
+        images = sum(run.size(s) for s in todo)
         n = workers or os.cpu_count() or 1
         if engine == "local":
             from facemark.batch.local import run_local
@@ -54,7 +54,7 @@ def run_batch(
         t0 = time.perf_counter()
         totals = {"rows": 0, "faces": 0}
         with tqdm(total=images, unit="img", file=sys.stderr, disable=None if progress else True) as bar:
-            for _, rows, _, faces in done:
+            for _, rows, faces in done:
                 totals["rows"] += rows
                 totals["faces"] += faces
                 bar.update(rows)

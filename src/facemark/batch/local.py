@@ -5,6 +5,7 @@ the input list (Arrow, compact) and a few shards in flight, never the rows of th
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,22 +16,20 @@ _worker: dict = {}
 
 
 def _start(settings: BatchSettings, version: str, out: str) -> None:
-    import os
-
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _worker.update(landmarker=settings.landmarker(), settings=settings, version=version, out=Path(out))
 
 
-def _shard(job: tuple[int, list[tuple[int, str]]]) -> tuple[int, int, int, int]:
-    """Landmark one shard and write it: (shard, rows, errors, faces)."""
+def _shard(job: tuple[int, list[tuple[int, str]]]) -> tuple[int, int, int]:
+    """Landmark one shard and write it: (shard, rows, faces)."""
     shard, items = job
     rows = landmark_rows(_worker["landmarker"], items, _worker["settings"].model, _worker["version"])
     write_shard(_worker["out"], shard, rows)
-    return shard, len(rows), sum(r["error"] is not None for r in rows), sum(len(r["faces"] or ()) for r in rows)
+    return shard, len(rows), sum(len(r["faces"] or ()) for r in rows)
 
 
-def run_local(run, shards: list[int], workers: int) -> Iterator[tuple[int, int, int, int]]:
-    """(shard, rows, errors, faces) as each shard is written."""
+def run_local(run, shards: list[int], workers: int) -> Iterator[tuple[int, int, int]]:
+    """(shard, rows, faces) as each shard is written."""
     jobs = ((i, run.items(i)) for i in shards)
     if workers == 1:  # no pool: the same code in this process (easier to debug, no start-up)
         _start(run.settings, run.version, str(run.out))

@@ -14,7 +14,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 
-from facemark.batch.rows import BatchSettings, landmark_rows
+from facemark.batch.rows import BatchSettings, landmark_rows, schema
 from facemark.batch.shards import write_shard
 from facemark.errors import FacemarkError
 
@@ -26,13 +26,12 @@ class _Landmarkers:
         self.settings, self.version = settings, version
         self.landmarker = settings.landmarker()
 
-    def __call__(self, batch: dict) -> dict:
-        items = list(zip((int(i) for i in batch["index"]), (str(p) for p in batch["path"])))
-        rows = landmark_rows(self.landmarker, items, self.settings.model, self.version)
+    def __call__(self, batch):
+        """A pyarrow batch of (index, path) rows -> a Table of output rows."""
         import pyarrow as pa
 
-        from facemark.batch.rows import schema
-
+        items = list(zip(batch["index"].to_pylist(), batch["path"].to_pylist()))
+        rows = landmark_rows(self.landmarker, items, self.settings.model, self.version)
         return pa.Table.from_pylist(rows, schema=schema())
 
 
@@ -48,8 +47,8 @@ def _batches(ds, ray):
 
 def run_ray(
     run, shards: list[int], workers: int | None, batch_size: int, address: str | None, cpus_per_actor: float = 0.5
-) -> Iterator[tuple[int, int, int, int]]:
-    """(shard, rows, errors, faces) as each shard is written."""
+) -> Iterator[tuple[int, int, int]]:
+    """(shard, rows, faces) as each shard is written."""
     try:
         import ray
     except ModuleNotFoundError:
@@ -70,7 +69,7 @@ def run_ray(
         index, path = zip(*items)
         table = pa.table({"index": pa.array(index, pa.int64()), "path": pa.array(path, pa.string())})
         blocks = [table.slice(i, batch_size) for i in range(0, len(table), batch_size)]  # work to spread
-        expected = {s: len(run.items(s)) for s in shards}
+        expected = {s: run.size(s) for s in shards}
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # its notices would bury our progress line
@@ -93,8 +92,7 @@ def run_ray(
                 if len(gathered[s]) == expected[s]:
                     rows = list(gathered.pop(s).values())
                     write_shard(run.out, s, rows)
-                    errors = sum(r["error"] is not None for r in rows)
-                    yield s, len(rows), errors, sum(len(r["faces"] or ()) for r in rows)
+                    yield s, len(rows), sum(len(r["faces"] or ()) for r in rows)
         if gathered:
             raise FacemarkError(f"Ray returned incomplete shards {sorted(gathered)}; --resume redoes them")
     finally:

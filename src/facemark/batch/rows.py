@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -14,7 +13,7 @@ from facemark.batch.sources import is_uri
 from facemark.bundle import KERAS_NAME, ONNX_NAME, resolve_model
 from facemark.detection import get_detector
 from facemark.errors import FacemarkError
-from facemark.imaging import decode_image
+from facemark.imaging import decode_image, read_bytes
 from facemark.inference import Landmarker
 
 
@@ -61,21 +60,17 @@ def schema():
 
 
 def _read_bytes(path: str) -> np.ndarray:
-    if is_uri(path):
-        import pyarrow.fs
+    """A local file's bytes, or an object-store URI's through pyarrow's file systems."""
+    if not is_uri(path):
+        return read_bytes(path)
+    import pyarrow.fs
 
-        try:
-            fs, inner = pyarrow.fs.FileSystem.from_uri(path)
-            with fs.open_input_stream(inner) as f:
-                return np.frombuffer(f.read(), np.uint8)
-        except (OSError, ValueError) as exc:
-            raise FacemarkError(f"cannot read ({str(exc)[:100]})") from None
     try:
-        return np.fromfile(Path(path), dtype=np.uint8)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        raise FacemarkError("no such image file") from None
-    except OSError as exc:
-        raise FacemarkError(f"cannot read ({exc.strerror})") from None
+        fs, inner = pyarrow.fs.FileSystem.from_uri(path)
+        with fs.open_input_stream(inner) as f:
+            return np.frombuffer(f.read(), np.uint8)
+    except (OSError, ValueError) as exc:
+        raise FacemarkError(f"cannot read ({str(exc)[:100]})") from None
 
 
 def landmark_rows(landmarker: Landmarker, items: list[tuple[int, str]], model: str, version: str) -> list[dict]:

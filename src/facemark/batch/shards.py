@@ -77,6 +77,10 @@ class BatchRun:
     def pending(self) -> list[int]:
         return [i for i in range(self.shards) if not (self.out / shard_name(i)).exists()]
 
+    def size(self, shard: int) -> int:
+        """How many inputs the shard holds (the last one may be short)."""
+        return min(self.shard_size, len(self.inputs) - shard * self.shard_size)
+
     def items(self, shard: int) -> list[tuple[int, str]]:
         start = shard * self.shard_size
         paths = self.inputs.slice(start, self.shard_size).to_pylist()

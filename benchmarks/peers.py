@@ -113,8 +113,52 @@ def mediapipe_video_main(frames_path: str) -> None:
     json.dump({"points": out, "fps": fps}, sys.stdout)
 
 
+# Face-mesh indices of the five points facemark's detector gives (subject's right eye first).
+MESH_TO_FIVE = [
+    MESH_TO_KAGGLE15["right_eye_center"],
+    MESH_TO_KAGGLE15["left_eye_center"],
+    [1],
+    [61],
+    [291],
+]
+
+
+def mediapipe_scan_main() -> None:
+    """In the MediaPipe venv: stdin JSON list of paths -> stdout JSON, per image, every face of
+    face detection (full range: eye centres) and of face mesh (5 points), each with its ms."""
+    import time
+
+    import cv2
+    import mediapipe as mp
+
+    out = []
+    det = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=10) as mesh:
+        for path in json.load(sys.stdin):
+            rgb = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+            h, w = rgb.shape[:2]
+            t = time.perf_counter()
+            found = det.process(rgb).detections or []
+            t_det = (time.perf_counter() - t) * 1000
+            eyes = []
+            for d in found:
+                k = d.location_data.relative_keypoints  # 0: the subject's right eye (image left), 1: left
+                eyes.append([[k[0].x * w - 0.5, k[0].y * h - 0.5], [k[1].x * w - 0.5, k[1].y * h - 0.5]])
+            t = time.perf_counter()
+            result = mesh.process(rgb)
+            t_mesh = (time.perf_counter() - t) * 1000
+            faces = []
+            for face in result.multi_face_landmarks or []:
+                pts = np.array([[p.x * w, p.y * h] for p in face.landmark]) - 0.5
+                faces.append([pts[i].mean(axis=0).tolist() for i in MESH_TO_FIVE])
+            out.append({"detection": eyes, "detection_ms": t_det, "mesh": faces, "mesh_ms": t_mesh})
+    json.dump(out, sys.stdout)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "video":
+    if len(sys.argv) > 1 and sys.argv[1] == "scan":
+        mediapipe_scan_main()
+    elif len(sys.argv) > 2 and sys.argv[1] == "video":
         mediapipe_video_main(sys.argv[2])
     else:
         mediapipe_main()

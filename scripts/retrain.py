@@ -1,15 +1,18 @@
 """Retrain a shipped model from its recipe and put it into the package.
 
     python scripts/retrain.py kaggle15 [--data ../shared/data/ytf68] [--run runs/kaggle15]
+    python scripts/retrain.py finder [--data ../shared/data] [--max-minutes M]
 
 Trains with configs/NAME.json (deterministic for its seed; bit-identical only with --threads 1),
-exports the checked ONNX runtime file, and replaces src/facemark/weights/NAME/.
+exports the checked ONNX runtime file, and replaces src/facemark/weights/NAME/. A run folder that
+holds a checkpoint is resumed, so a run stopped by --max-minutes (or killed) goes on where it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -23,17 +26,29 @@ def recipe(name: str, data: str, threads: int | None = None):
     from facemark.training import TrainConfig
 
     saved = json.loads((ROOT / "configs" / f"{name}.json").read_text())
+    if isinstance(saved.get("data"), list):  # several data sets, named under the shared data folder
+        data = [str(Path(data) / d) for d in saved["data"]]
     return TrainConfig.from_dict({**saved, "data": data, **({} if threads is None else {"threads": threads})})
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("name", choices=["kaggle15", "ibug68"])
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ytf68"))
+    p.add_argument("name", choices=["kaggle15", "ibug68", "finder"])
+    p.add_argument(
+        "--data",
+        default=None,
+        help="ytf68 for a one-source recipe, the shared data folder for one naming several (default: ../shared/data)",
+    )
     p.add_argument("--run", default=None, help="run folder (default runs/NAME)")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: the recipe's, 1)")
     p.add_argument("--no-ship", action="store_true", help="train only; leave the package alone")
+    p.add_argument("--max-minutes", type=float, default=None, help="finder: stop after this long (resume later)")
     a = p.parse_args()
+    if a.data is None:
+        many = isinstance(json.loads((ROOT / "configs" / f"{a.name}.json").read_text()).get("data"), list)
+        a.data = str(ROOT.parent / "shared" / "data" / ("" if many or a.name == "finder" else "ytf68"))
+    if a.name == "finder":
+        return retrain_finder(a)
 
     from facemark.bundle import KERAS_NAME, ONNX_NAME, ModelConfig
     from facemark.errors import FacemarkError
@@ -51,10 +66,44 @@ def main() -> int:
         report = export(run, "onnx", "fp32", run / ONNX_NAME)
         print(f"ONNX check: largest difference {report.max_diff_px:.5f} px")
         config = ModelConfig.load(run)
-        config.extra["train"]["data"] = "../shared/data/ytf68"  # not this machine's absolute path
+        train = config.extra["train"]  # record the recipe's data, not this machine's absolute paths
+        data = train["data"]
+        train["data"] = [_portable(d) for d in data] if isinstance(data, list) else _portable(data)
         for name in (KERAS_NAME, ONNX_NAME):
             shutil.copy2(run / name, target / name)
         config.save(target)
+    except FacemarkError as exc:
+        print(f"retrain: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _portable(path: str) -> str:
+    """A data path as the repository sees it (../shared/data/...), the same on every machine."""
+    return os.path.relpath(Path(path).resolve(), ROOT)
+
+
+def retrain_finder(a: argparse.Namespace) -> int:
+    """The detector: configs/finder.json on ../shared/data, shipped as its ONNX file and config."""
+    from facemark.errors import FacemarkError
+    from facemark.finder.training import FinderConfig, log_to, train_finder
+
+    saved = json.loads((ROOT / "configs" / "finder.json").read_text())
+    cfg = FinderConfig(**{**saved, "data": a.data, "max_minutes": a.max_minutes})
+    if a.threads is not None:
+        cfg = FinderConfig(**{**cfg.to_dict(), "threads": a.threads})
+    run = Path(a.run or ROOT / "runs" / "finder")
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+        bundle = train_finder(cfg, run, resume=(run / "config.json").exists(), log=log_to(run))
+        if bundle == run:  # stopped by --max-minutes
+            return 0
+        if not a.no_ship:
+            target = ROOT / "src" / "facemark" / "weights" / "finder"
+            target.mkdir(parents=True, exist_ok=True)
+            for name in ("model.onnx", "finder.json"):
+                shutil.copy2(bundle / name, target / name)
+            print(f"shipped {target}")
     except FacemarkError as exc:
         print(f"retrain: error: {exc}", file=sys.stderr)
         return 2

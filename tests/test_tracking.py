@@ -59,3 +59,22 @@ def test_smoothing_steadies_a_still_face_in_noisy_frames(landmarker):
         points = np.stack([tracker.update(f)[0].points for f in frames])
         spread[name] = points[10:].std(axis=0).mean()
     assert spread["smoothed"] < spread["raw"] / 2
+
+
+def test_tracking_keeps_a_face_through_a_turning_roll(landmarker):
+    """Each crop is turned upright by the face's own roll, so a head tilting to 90 degrees,
+    which no upright detector finds, stays tracked and its eye line turns with it."""
+    import cv2
+
+    photo = face_photo([(218, 98)])  # the face centred at (280, 160)
+    tracker = FaceTracker(landmarker, fps=30, smoothing=None, redetect_every=0)
+    right, left = (landmarker.scheme.point_names.index(n) for n in ("right_eye_center", "left_eye_center"))
+    for angle in range(0, 91, 5):
+        frame = cv2.warpAffine(
+            photo, cv2.getRotationMatrix2D((280, 160), -angle, 1.0), (560, 320), borderValue=(110,) * 3
+        )
+        faces = tracker.update(frame)
+        assert len(faces) == 1, angle
+        d = faces[0].points[left] - faces[0].points[right]
+        assert abs(np.degrees(np.arctan2(d[1], d[0])) - angle) < 8, angle
+    assert tracker.detections == 1

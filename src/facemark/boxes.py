@@ -67,6 +67,12 @@ class BoxRegressor:
         half = np.abs(a) * out[..., 2] / 2
         return np.stack([centre.real - half, centre.imag - half, centre.real + half, centre.imag + half], axis=-1)
 
+    def roll(self, points: np.ndarray) -> np.ndarray:
+        """The face's roll in degrees (clockwise as seen; 0 = as upright as the mean shape), from
+        all its points at once: steadier than one eye line. (K, 2) -> (), (N, K, 2) -> (N,)."""
+        _, a = _align(np.asarray(points, dtype=np.float64), self.mean_shape)
+        return np.degrees(np.angle(a))
+
     def to_dict(self) -> dict:
         return {"mean_shape": np.round(self.mean_shape, 6).tolist(), "weights": np.round(self.weights, 6).tolist()}
 

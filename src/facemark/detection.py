@@ -1,8 +1,10 @@
 """Face detectors behind one small interface, picked by name.
 
 `opencv` (the default) is OpenCV's frontal-face Haar cascade, bundled with the OpenCV wheel: it
-installs offline and downloads nothing. `dlib` (HOG) and `mediapipe` (BlazeFace) are adapters for
-detectors a user may already have; asking for one that is not installed is one clear error.
+installs offline and downloads nothing. `facemark` is facemark's own network (`facemark.finder`,
+any roll, five keypoints per face), usable once its trained network is in the package. `dlib`
+(HOG) and `mediapipe` (BlazeFace) are adapters for detectors a user may already have; asking for
+one that is not installed is one clear error.
 
 Every detector returns square `FaceBox`es in one convention, the box landmark crops are built
 from (the bounding box of the 68 iBUG points), so any detector feeds any model. Each adapter's
@@ -23,13 +25,25 @@ from facemark.imaging import cv2, to_gray
 
 @dataclass(frozen=True)
 class FaceBox:
-    """A square face box in original pixels, with the detector's confidence in [0, 1]."""
+    """A square face box in original pixels, with the detector's confidence in [0, 1] and, from
+    detectors that find them, five keypoints (eye centres, nose tip, mouth corners; subject's
+    right first), which give the face's roll."""
 
     x0: float
     y0: float
     x1: float
     y1: float
     score: float = 1.0
+    keypoints: tuple[tuple[float, float], ...] | None = None
+
+    @property
+    def roll(self) -> float:
+        """Degrees the face is turned in the image plane (clockwise as seen, 0 upright): the
+        angle of the line from its right eye to its left; 0 when the detector gives no keypoints."""
+        if not self.keypoints:
+            return 0.0
+        (rx, ry), (lx, ly) = self.keypoints[:2]
+        return float(np.degrees(np.arctan2(ly - ry, lx - rx)))
 
     def as_array(self) -> np.ndarray:
         return np.array([self.x0, self.y0, self.x1, self.y1], dtype=np.float64)
@@ -68,15 +82,24 @@ class Detector:
         if self.requires and importlib.util.find_spec(self.requires) is None:
             raise FacemarkError(f"detector {self.name!r} needs the {self.requires} package, which is not installed")
 
+    @classmethod
+    def available(cls) -> bool:
+        """Whether this detector can run here (its package installed)."""
+        return cls.requires is None or importlib.util.find_spec(cls.requires) is not None
+
     def _raw(self, image: np.ndarray, min_side: float | None = None) -> list[tuple[float, float, float, float, float]]:
         """(x, y, w, h, score) boxes in the detector's own convention; `min_side` (px), when
         given, is the smallest face to look for (a detector may use it to search less)."""
         raise NotImplementedError
 
+    def _boxes(self, image: np.ndarray, min_side: float | None) -> list[FaceBox]:
+        """The faces in the crop convention; detectors that give more than boxes override this."""
+        return [self.calibration.apply(*b) for b in self._raw(image, min_side)]
+
     def detect(self, image: np.ndarray, min_side: float | None = None) -> list[FaceBox]:
         """Every face in a uint8 image (gray or BGR), in the crop convention, left to right;
         with `min_side`, faces down to that box side (px) and none smaller."""
-        boxes = [self.calibration.apply(*b) for b in self._raw(image, min_side)]
+        boxes = self._boxes(image, min_side)
         if min_side:
             boxes = [b for b in boxes if b.side >= min_side]
         return sorted(_suppress(boxes), key=lambda b: (b.x0, b.y0))
@@ -195,18 +218,35 @@ class MediaPipeDetector(Detector):
         return out
 
 
-DETECTORS: dict[str, type[Detector]] = {d.name: d for d in (OpenCVDetector, DlibDetector, MediaPipeDetector)}
+def _finder() -> type[Detector]:
+    from facemark.finder.runtime import FinderDetector  # it subclasses Detector: imported late
+
+    return FinderDetector
 
 
-def get_detector(name: str | Detector = "opencv") -> Detector:
-    """A detector by name (or pass one through): opencv, dlib or mediapipe."""
+# name -> the class, or a function that imports it (for detectors built on this module).
+DETECTORS: dict[str, type[Detector] | object] = {
+    "facemark": _finder,
+    **{d.name: d for d in (OpenCVDetector, DlibDetector, MediaPipeDetector)},
+}
+DEFAULT_DETECTOR = "opencv"  # until the finder ships (issue 12)
+
+
+def get_detector(name: str | Detector = DEFAULT_DETECTOR) -> Detector:
+    """A detector by name (or pass one through): opencv (the default), dlib, mediapipe, or
+    facemark (the finder: only once its trained network is in the package)."""
     if isinstance(name, Detector):
         return name
     if name not in DETECTORS:
         raise FacemarkError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
-    return DETECTORS[name]()
+    return _detector_class(name)()
+
+
+def _detector_class(name: str) -> type[Detector]:
+    entry = DETECTORS[name]
+    return entry if isinstance(entry, type) else entry()
 
 
 def available_detectors() -> list[str]:
     """The detectors whose packages are installed here."""
-    return [n for n, d in DETECTORS.items() if d.requires is None or importlib.util.find_spec(d.requires)]
+    return [n for n in DETECTORS if _detector_class(n).available()]

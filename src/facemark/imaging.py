@@ -252,17 +252,21 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
 
 
-def crop_matrix(box: np.ndarray, spec: CropSpec) -> np.ndarray:
-    """2x3 matrix mapping original pixels into the spec's crop of this box."""
+def crop_matrix(box: np.ndarray, spec: CropSpec, roll: float = 0.0) -> np.ndarray:
+    """2x3 matrix mapping original pixels into the spec's crop of this box; `roll` (degrees,
+    clockwise as seen) turns the crop with the face, so a tilted face comes out upright."""
     x0, y0, x1, y1 = (float(v) for v in box)
     side = max(x1 - x0, y1 - y0, 1.0)
-    cx = (x0 + x1) / 2 + spec.shift[0] * side
-    cy = (y0 + y1) / 2 + spec.shift[1] * side
-    crop_side = side * spec.scale
-    k = spec.size / crop_side
+    t = np.radians(roll)
+    cos, sin = np.cos(t), np.sin(t)
+    dx, dy = spec.shift[0] * side, spec.shift[1] * side  # the shift is in the face's own frame
+    cx = (x0 + x1) / 2 + cos * dx - sin * dy
+    cy = (y0 + y1) / 2 + sin * dx + cos * dy
+    k = spec.size / (side * spec.scale)
     # Pixel centres sit at integers, so the crop's centre is at (size - 1) / 2.
     c = (spec.size - 1) / 2
-    return np.array([[k, 0.0, c - k * cx], [0.0, k, c - k * cy]])
+    a, b = k * cos, k * sin
+    return np.array([[a, b, c - a * cx - b * cy], [-b, a, c + b * cx - a * cy]])
 
 
 def whole_image_box(image: np.ndarray) -> np.ndarray:
@@ -305,9 +309,10 @@ def _covered_part(image: np.ndarray, matrix: np.ndarray, size: int) -> tuple[np.
     return image[y0:y1, x0:x1], shifted
 
 
-def crop_face(image: np.ndarray, box: np.ndarray, spec: CropSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Gray crop (uint8, size x size) of the face in `box`, and the matrix original -> crop."""
-    matrix = crop_matrix(box, spec)
+def crop_face(image: np.ndarray, box: np.ndarray, spec: CropSpec, roll: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Gray crop (uint8, size x size) of the face in `box` turned upright by `roll` degrees,
+    and the matrix original -> crop."""
+    matrix = crop_matrix(box, spec, roll)
     return warp(to_gray(image), matrix, spec.size), matrix
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from facemark.bundle import CONFIG_NAME, KERAS_NAME, ONNX_NAME, ModelConfig, resolve_model
-from facemark.detection import Detector, get_detector
+from facemark.detection import DEFAULT_DETECTOR, Detector, get_detector
 from facemark.errors import FacemarkError
 from facemark.imaging import (
     CropSpec,
@@ -145,7 +145,7 @@ class Landmarker:
     """A landmark model ready to run: `Landmarker("kaggle15").detect("group.jpg")`.
 
     `model` is a shipped model's name, a model or run folder, or a `.keras` / `.onnx` file;
-    `detector` a detector's name (opencv, dlib, mediapipe) or a `Detector`, built on first use;
+    `detector` a detector's name (facemark, opencv, dlib, mediapipe) or a `Detector`, built on first use;
     `mirror` also runs each face crop's mirror image and averages the two (lower error, twice
     the work; detection and tracking always do this on their last pass). `min_face` (px of the
     original image) is the smallest face `detect` looks for (default: a share of the photo's
@@ -157,7 +157,7 @@ class Landmarker:
         model: str | Path = "kaggle15",
         backend: str = "auto",
         threads: int | None = None,
-        detector: str | Detector = "opencv",
+        detector: str | Detector = DEFAULT_DETECTOR,
         mirror: bool = False,
         min_face: float | None = None,
     ):
@@ -276,7 +276,8 @@ class Landmarker:
         found = [self.detector.detect(g, self._min_side(m)) for g, m in copies]
         owners = [i for i, boxes in enumerate(found) for _ in boxes]
         flat = [b for boxes in found for b in boxes]
-        points, doubt = self.fit_boxes(grays, owners, np.array([b.as_array() for b in flat]).reshape(-1, 4))
+        boxes = np.array([b.as_array() for b in flat]).reshape(-1, 4)
+        points, doubt = self.fit_boxes(grays, owners, boxes, rolls=np.array([b.roll for b in flat]))
         out: list[list[FaceLandmarks]] = [[] for _ in copies]
         for i, box, pts, d in zip(owners, flat, points, doubt):
             if d <= MAX_DOUBT:
@@ -289,20 +290,29 @@ class Landmarker:
         return None if self.min_face is None else self.min_face / matrix[0, 0]
 
     def fit_boxes(
-        self, grays: list[np.ndarray], owners: list[int], boxes: np.ndarray, passes: int = REFINE_PASSES
+        self,
+        grays: list[np.ndarray],
+        owners: list[int],
+        boxes: np.ndarray,
+        passes: int = REFINE_PASSES,
+        rolls: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Points (N, K, 2) of the face in each box of image `grays[owners[n]]`, and how face-like
         each is: the largest disagreement (fraction of the box side) between the last two passes
-        and between the crop and its mirror image. Boxes are re-framed `passes` times from the points.
+        and between the crop and its mirror image. Each crop is turned upright by its roll
+        (degrees; default 0); boxes and rolls are re-framed `passes` times from the points.
         """
         regress = self.config.box_regressor
         passes = passes if regress else 0
         points = np.zeros((len(boxes), self.scheme.num_points, 2))
         doubt = np.zeros(len(boxes))
+        rolls = np.zeros(len(boxes)) if rolls is None else np.asarray(rolls, dtype=np.float64)
         for p in range(passes + 1):
             if not len(boxes):
                 break
-            crops, matrices = zip(*(crop_face(grays[i], b, self.config.crop) for i, b in zip(owners, boxes)))
+            crops, matrices = zip(
+                *(crop_face(grays[i], b, self.config.crop, r) for i, b, r in zip(owners, boxes, rolls))
+            )
             last = p == passes
             if last:  # the mirror image's points: a second opinion, averaged in
                 pred, mirrored = self.predict_with_mirror(np.stack(crops))
@@ -315,7 +325,7 @@ class Landmarker:
                 doubt = np.maximum(doubt, np.abs(new - points).max(axis=(1, 2)) / (boxes[:, 2] - boxes[:, 0]))
             points = new
             if not last:
-                boxes = regress(points)
+                boxes, rolls = regress(points), regress.roll(points)
         return points, doubt
 
     def _unmirror(self, points: np.ndarray) -> np.ndarray:

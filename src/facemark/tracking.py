@@ -113,22 +113,23 @@ class FaceTracker:
 
     def _follow(self, gray: np.ndarray) -> None:
         lm = self.landmarker
-        boxes = lm.config.box_regressor(np.stack([t.raw for t in self.tracks]))
-        points, doubt = lm.fit_boxes([gray], [0] * len(boxes), boxes, passes=0)
+        raw = np.stack([t.raw for t in self.tracks])
+        boxes, rolls = lm.config.box_regressor(raw), lm.config.box_regressor.roll(raw)
+        points, doubt = lm.fit_boxes([gray], [0] * len(boxes), boxes, passes=0, rolls=rolls)
         kept = []
-        for t, box, pts, d in zip(self.tracks, boxes, points, doubt):
+        for t, box, roll, pts, d in zip(self.tracks, boxes, rolls, points, doubt):
             seen = d <= MAX_DOUBT and _inside(box, gray.shape)
             if seen and (t.misses or self.frame % self.verify_every == 0):
-                seen = self._verify(gray, box)
+                seen = self._verify(gray, box, roll)
             t.misses = 0 if seen else t.misses + 1
             if t.misses < self.patience:
                 t.raw, t.box = pts, FaceBox(*box, score=t.box.score)
                 kept.append(t)
         self.tracks = kept
 
-    def _verify(self, gray: np.ndarray, box: np.ndarray, face_px: int = 32) -> bool:
-        """Does the detector see the face in a small window around the tracked box? (~2 ms)"""
-        window, _ = crop_face(gray, box, CropSpec(size=2 * face_px, scale=2.0))
+    def _verify(self, gray: np.ndarray, box: np.ndarray, roll: float, face_px: int = 32) -> bool:
+        """Does the detector see the face in a small upright window around the tracked box? (~2 ms)"""
+        window, _ = crop_face(gray, box, CropSpec(size=2 * face_px, scale=2.0), roll)
         return self.landmarker.detector.has_face(window, face_px)
 
     def _detect(self, gray: np.ndarray) -> None:

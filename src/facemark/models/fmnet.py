@@ -78,10 +78,13 @@ class NearestUpsampling2D(keras.layers.Layer):
     """
 
     def call(self, x):
+        if x.shape[1] is None or x.shape[2] is None:  # an input of free size (the finder)
+            return keras.ops.repeat(keras.ops.repeat(x, 2, axis=1), 2, axis=2)
         return keras.ops.image.resize(x, (x.shape[1] * 2, x.shape[2] * 2), interpolation="nearest")
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[1] * 2, input_shape[2] * 2, input_shape[3])
+        h, w = (None if d is None else d * 2 for d in input_shape[1:3])
+        return (input_shape[0], h, w, input_shape[3])
 
 
 @keras.saving.register_keras_serializable(package="facemark")

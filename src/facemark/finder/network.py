@@ -1,0 +1,38 @@
+"""The finder network: an all-convolutional encoder to 1/32 with a small top-down path back to
+1/8, where each cell predicts whether a face centre lies in it and that face's geometry.
+
+Why this shape: faces from ~20 px to the whole frame must share one output scale (stride 8);
+the 1/32 features give large faces the context a cell needs, the 1/8 skip gives small faces
+their detail. Input size is free (multiples of 32), so a photo runs at a size chosen from its own.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from facemark.finder.maps import CHANNELS, PRIOR_LOGIT
+from facemark.models.fmnet import _conv_bn, _separable, _up_merge
+
+L = keras.layers
+
+
+def build_finder(width: float = 1.0) -> keras.Model:
+    """(N, H, W, 1) gray / 255 -> (N, H/8, W/8, CHANNELS) raw maps (see `facemark.finder.maps`)."""
+    w = [round(c * width) for c in (16, 24, 32, 64, 96)]
+    inputs = keras.Input((None, None, 1), name="image")
+    x = _conv_bn(inputs, w[0], 3, 2, "stem")  # 1/2
+    x = _separable(x, w[1], 2, "s4a")  # 1/4
+    x = _separable(x, w[1], 1, "s4b")
+    x = _separable(x, w[2], 2, "s8a")  # 1/8
+    x = s8 = _separable(x, w[2], 1, "s8b")
+    x = _separable(x, w[3], 2, "s16a")  # 1/16
+    x = s16 = _separable(x, w[3], 1, "s16b")
+    x = _separable(x, w[4], 2, "s32a")  # 1/32
+    x = _separable(x, w[4], 1, "s32b")
+    x = _separable(x, w[4], 1, "s32c")
+    x = _up_merge(x, s16, w[3], "u16")
+    x = _up_merge(x, s8, w[2], "u8")
+    x = _separable(x, w[2], 1, "head")
+    bias = keras.initializers.Constant([PRIOR_LOGIT] + [0.0] * (CHANNELS - 1))
+    outputs = L.Conv2D(CHANNELS, 1, bias_initializer=bias, name="maps")(x)
+    return keras.Model(inputs, outputs, name="finder")

@@ -1,0 +1,115 @@
+"""The finder as a `Detector`: the shipped ONNX network on ONNX Runtime, one thread, no TensorFlow.
+
+A photo runs at a scale chosen from its size and the smallest face asked for: the network finds
+boxes from FIND_SIDE px at its input, so a photo is shrunk only as far as keeps its smallest
+wanted face that large, and never enlarged. Inputs past TILE px a side run as overlapping tiles
+beside one coarse pass for the large faces, so time and memory stay bounded for any photo.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from facemark.detection import Detector, FaceBox
+from facemark.errors import FacemarkError
+from facemark.finder.maps import decode
+from facemark.imaging import cv2, to_gray
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "finder"
+FIND_SIDE = 24.0  # px at the network's input: the smallest box it finds reliably
+DEFAULT_SMALLEST = 0.06  # without min_side: faces down to this share of the shorter side (>= 32 px)
+SMALLEST_PX = 32.0
+COARSE_SIDE = 320  # px: the long side of the pass that finds large faces
+TILE = 1024  # px: inputs larger than this run in tiles
+OVERLAP = 192  # px: tiles overlap by this, so a face the fine pass is for lies wholly in one
+ALIGN = 32  # the network's input sides are multiples of this
+
+
+class FinderDetector(Detector):
+    """facemark's own detector: box, score and five keypoints per face, at any roll."""
+
+    name = "facemark"
+
+    @classmethod
+    def available(cls) -> bool:
+        return (WEIGHTS / "model.onnx").exists()
+
+    def __init__(self, model: str | Path | None = None, threshold: float | None = None):
+        super().__init__()
+        import onnxruntime as ort
+
+        folder = Path(model) if model else WEIGHTS
+        path = folder / "model.onnx" if folder.is_dir() else folder
+        if not path.exists():
+            if model is None:
+                raise FacemarkError(
+                    "facemark's own detector is not in this package yet (train it: python scripts/retrain.py finder); "
+                    "use --detector opencv, dlib or mediapipe"
+                )
+            raise FacemarkError(f"{path}: no finder model there")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for bad files
+            raise FacemarkError(f"{path}: cannot load the finder ({str(exc)[:120]})") from None
+        self.input = self.session.get_inputs()[0].name
+        config = path.parent / "finder.json"
+        self.config = json.loads(config.read_text()) if config.exists() else {}
+        self.threshold = float(self.config.get("threshold", 0.5) if threshold is None else threshold)
+
+    def _boxes(self, image: np.ndarray, min_side: float | None) -> list[FaceBox]:
+        gray = to_gray(image)
+        h, w = gray.shape
+        if h < 2 or w < 2:
+            return []
+        smallest = min_side or max(SMALLEST_PX, DEFAULT_SMALLEST * min(h, w))
+        scale = min(1.0, FIND_SIDE / smallest)
+        faces = self._at_scale(gray, scale)
+        if max(h, w) * scale > TILE:  # the tiles cover small faces; large ones need the whole view
+            faces += self._at_scale(gray, COARSE_SIDE / max(h, w))
+        return faces
+
+    def _at_scale(self, gray: np.ndarray, scale: float) -> list[FaceBox]:
+        h, w = gray.shape
+        new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+        small = gray if (new_w, new_h) == (w, h) else cv2.resize(gray, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        fx, fy = w / new_w, h / new_h  # area resize maps pixel centres as x = f * x' + (f - 1) / 2
+        out = []
+        for x0, y0, tile in _tiles(small):
+            scores, centres, sides, keypoints = decode(self._run(tile), self.threshold)
+            centres += (x0, y0)
+            keypoints += (x0, y0)
+            for s, (cx, cy), side, kp in zip(scores, centres, sides, keypoints):
+                cx, cy = fx * cx + (fx - 1) / 2, fy * cy + (fy - 1) / 2
+                half = side * (fx + fy) / 4
+                kp = [(fx * x + (fx - 1) / 2, fy * y + (fy - 1) / 2) for x, y in kp]
+                out.append(FaceBox(cx - half, cy - half, cx + half, cy + half, float(s), tuple(kp)))
+        return out
+
+    def _run(self, tile: np.ndarray) -> np.ndarray:
+        h, w = tile.shape
+        ph, pw = -h % ALIGN, -w % ALIGN
+        if ph or pw:
+            tile = cv2.copyMakeBorder(tile, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+        x = (tile.astype(np.float32) * np.float32(1 / 255))[None, :, :, None]
+        return self.session.run(None, {self.input: x})[0][0]
+
+    def _near_size(self, window: np.ndarray, side: float) -> list[FaceBox]:
+        return [b for b in self.detect(window, min_side=side * 0.6) if b.side < side * 1.6]
+
+
+def _tiles(image: np.ndarray):
+    """(x0, y0, view) tiles of at most TILE px a side, overlapping by OVERLAP."""
+    h, w = image.shape
+    if max(h, w) <= TILE:
+        yield 0, 0, image
+        return
+    step = TILE - OVERLAP
+    for y0 in range(0, max(1, h - OVERLAP), step):
+        for x0 in range(0, max(1, w - OVERLAP), step):
+            yield x0, y0, image[y0 : y0 + TILE, x0 : x0 + TILE]

@@ -1,0 +1,258 @@
+"""Training the finder: synthetic scenes in, CenterNet-style targets, checkpoints every epoch.
+
+A run folder holds `config.json`, `faces-train.npz` / `faces-val.npz` (the patch pools, so a
+resumed run skips reading the data), `checkpoints/`, `history.csv`, `log.txt` and, when done,
+`finder/` (the bundle: `finder.json`, `model.keras`, `model.onnx`). Every batch is a function of
+(seed, step): a resumed run sees exactly the batches an unbroken one would, and with one thread
+TensorFlow's arithmetic is bit-reproducible too.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from facemark.errors import FacemarkError
+from facemark.files import FolderLock
+from facemark.finder.faces import SOURCES, load_faces, read_faces, save_faces
+from facemark.finder.maps import encode
+from facemark.finder.scenes import SceneMaker, face_free_photos
+from facemark.training import Checkpoints, configure_threads
+
+BUNDLE = "finder"
+
+
+@dataclass(frozen=True)
+class FinderConfig:
+    """The recipe. An epoch is `steps` batches of fresh scenes (the data never repeats)."""
+
+    data: str = "../shared/data"
+    size: int = 256
+    batch: int = 32
+    epochs: int = 40
+    steps: int = 250
+    lr: float = 3e-3
+    warmup: int = 300
+    width: float = 1.5
+    seed: int = 0
+    threads: int | None = None
+    val_scenes: int = 192
+    sources: tuple[str, ...] = tuple(SOURCES)
+    max_minutes: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _loss(keras):
+    ops = keras.ops
+    # Regression weights per channel: centre offset (cells), log side, keypoints (box sides).
+    reg_weight = np.array([1.0, 1.0, 1.0] + [4.0] * 10, np.float32)
+
+    def finder_loss(y_true, y_pred):
+        heat, rw, sw, target = y_true[..., 0], y_true[..., 1], y_true[..., 2], y_true[..., 3:]
+        logit = y_pred[..., 0]
+        p = ops.sigmoid(logit)
+        pos = ops.cast(heat >= 1.0, "float32")
+        pos_loss = ops.softplus(-logit) * (1 - p) ** 2 * pos
+        neg_loss = ops.softplus(logit) * p**2 * (1 - heat) ** 4 * (1 - pos)
+        score = ops.sum((pos_loss + neg_loss) * sw) / ops.maximum(1.0, ops.sum(pos))
+        diff = ops.abs(y_pred[..., 1:] - target) * reg_weight
+        reg = ops.sum(ops.sum(diff, axis=-1) * rw) / ops.maximum(1.0, ops.sum(rw))
+        return score + reg
+
+    return finder_loss
+
+
+class _Batches:
+    """Scenes made on a background thread, in step order (OpenCV releases the GIL)."""
+
+    def __init__(self, maker: SceneMaker, batch: int, first_step: int, last_step: int):
+        self.maker, self.batch = maker, batch
+        self.q: queue.Queue = queue.Queue(maxsize=6)
+        self.thread = threading.Thread(target=self._fill, args=(first_step, last_step), daemon=True)
+        self.thread.start()
+
+    def _fill(self, first: int, last: int) -> None:
+        for step in range(first, last):
+            self.q.put(make_batch(self.maker, range(step * self.batch, (step + 1) * self.batch)))
+
+    def get(self):
+        return self.q.get()
+
+
+def make_batch(maker: SceneMaker, indices) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y): scenes as the network's input and their target maps."""
+    scenes = [maker.scene(i) for i in indices]
+    x = np.stack([s.image for s in scenes]).astype(np.float32)[..., None] / 255.0
+    y = np.stack([encode(s.faces, s.unsure, s.image.shape) for s in scenes])
+    return x, y
+
+
+def validation_counts(model, maker: SceneMaker, n: int, threshold: float = 0.5) -> dict:
+    """Recall and false detections on `n` held-out scenes (faces of at least 24 px)."""
+    from facemark.finder.maps import decode
+
+    found = total = false = 0
+    for start in range(0, n, 32):
+        idx = range(start, min(n, start + 32))
+        scenes = [maker.scene(i) for i in idx]
+        x = np.stack([s.image for s in scenes]).astype(np.float32)[..., None] / 255.0
+        maps = np.asarray(model.predict_on_batch(x))
+        for scene, m in zip(scenes, maps):
+            scores, centres, sides, _ = decode(m, threshold)
+            used = np.zeros(len(scores), bool)
+            for f in scene.faces:
+                inside = 0 <= f.centre[0] < maker.size and 0 <= f.centre[1] < maker.size
+                if f.side < 24 or not inside:
+                    continue
+                total += 1
+                d = np.hypot(*(centres - f.centre).T) / f.side if len(scores) else np.zeros(0)
+                ok = (d < 0.3) & (np.abs(np.log(sides / f.side)) < np.log(1.4)) & ~used
+                if ok.any():
+                    used[np.argmax(ok)] = True
+                    found += 1
+            unlabelled = scene.unsure + [f for f in scene.faces if f.side < 24]
+            for c in centres[~used]:
+                false += not any(np.hypot(*(np.array(u.centre) - c)) < 0.5 * u.side for u in unlabelled)
+    return {"recall": found / max(total, 1), "false_per_scene": false / n, "faces": total}
+
+
+def train_finder(cfg: FinderConfig, run_dir: str | Path, resume: bool = False, log=print) -> Path:
+    """Train (or `resume`) the finder in `run_dir`; returns the bundle folder when finished."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock(run_dir, "finder training")
+    try:
+        return _train(cfg, run_dir, resume, log)
+    finally:
+        lock.release()
+
+
+def _train(cfg: FinderConfig, run_dir: Path, resume: bool, log) -> Path:
+    started = time.monotonic()
+    checkpoints = Checkpoints(run_dir)
+    config_path = run_dir / "config.json"
+    if resume:
+        if not config_path.exists():
+            raise FacemarkError(f"{run_dir}: nothing to resume (no config.json)")
+        saved = json.loads(config_path.read_text())
+        saved = FinderConfig(**{**saved, "sources": tuple(saved["sources"])})
+        # A resumed run keeps its recipe; only its time budget may change.
+        cfg = replace(saved, max_minutes=cfg.max_minutes)
+    elif checkpoints.latest() is not None:
+        raise FacemarkError(f"{run_dir}: already holds a run; pass --resume to continue it or pick another folder")
+    config_path.write_text(json.dumps(cfg.to_dict(), indent=2))
+    configure_threads(cfg.threads, deterministic=cfg.threads == 1)
+    from facemark._tensorflow import import_keras
+
+    keras = import_keras()
+    keras.utils.set_random_seed(cfg.seed)
+    train_faces, val_faces = (_pool(cfg, run_dir, part, log) for part in ("train", "val"))
+    backgrounds = face_free_photos()
+    maker = SceneMaker(train_faces, backgrounds, cfg.size, cfg.seed)
+    val_maker = SceneMaker(val_faces, backgrounds, cfg.size, cfg.seed + 1_000_003)
+
+    total = cfg.epochs * cfg.steps
+    latest = checkpoints.latest()
+    if latest is not None:
+        from facemark.models import load_keras_model
+
+        model = load_keras_model(latest / "model.keras", compile=False)
+        state = json.loads((latest / "state.json").read_text())
+        first_epoch = state["epoch"] + 1
+        _compile(keras, model, cfg, total)
+        model.optimizer.build(model.trainable_variables)
+        _restore_optimizer(model, latest)
+        log(f"resumed after epoch {state['epoch']}")
+    else:
+        from facemark.finder.network import build_finder
+
+        model = build_finder(cfg.width)
+        _compile(keras, model, cfg, total)
+        first_epoch = 1
+        log(f"finder: {model.count_params():,} parameters, {total} steps of {cfg.batch} scenes of {cfg.size} px")
+    batches = _Batches(maker, cfg.batch, (first_epoch - 1) * cfg.steps, total)
+    history = run_dir / "history.csv"
+    if not history.exists():
+        history.write_text("epoch,loss,val_loss,recall,false_per_scene,minutes\n")
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        losses = []
+        for _ in range(cfg.steps):
+            x, y = batches.get()
+            loss = float(model.train_on_batch(x, y))
+            if not np.isfinite(loss):
+                raise FacemarkError(f"finder training diverged in epoch {epoch} (loss {loss}); try a lower lr")
+            losses.append(loss)
+        vx, vy = make_batch(val_maker, range(cfg.val_scenes))
+        val_loss = float(model.evaluate(vx, vy, batch_size=32, verbose=0))
+        counts = validation_counts(model, val_maker, cfg.val_scenes)
+        minutes = (time.monotonic() - started) / 60
+        with open(history, "a") as f:
+            f.write(
+                f"{epoch},{np.mean(losses):.5f},{val_loss:.5f},{counts['recall']:.4f},"
+                f"{counts['false_per_scene']:.3f},{minutes:.1f}\n"
+            )
+        log(
+            f"epoch {epoch}/{cfg.epochs}: loss {np.mean(losses):.4f} val {val_loss:.4f} "
+            f"recall {counts['recall']:.3f} false/scene {counts['false_per_scene']:.3f} ({minutes:.1f} min)"
+        )
+        checkpoints.save(model, {"epoch": epoch})
+        _save_optimizer(model, checkpoints.latest())
+        if cfg.max_minutes is not None and minutes >= cfg.max_minutes and epoch < cfg.epochs:
+            log(f"stopped after {minutes:.1f} min (--max-minutes); continue with --resume")
+            return run_dir
+    from facemark.finder.export import write_bundle
+
+    return write_bundle(model, run_dir / BUNDLE, cfg)
+
+
+def _pool(cfg: FinderConfig, run_dir: Path, part: str, log):
+    path = run_dir / f"faces-{part}.npz"
+    if path.exists():
+        return read_faces(path)
+    t = time.monotonic()
+    faces = load_faces(cfg.data, part, cfg.sources)
+    if not faces:
+        raise FacemarkError(f"{cfg.data}: no {part} faces in {', '.join(cfg.sources)} (see facemark.finder.faces)")
+    save_faces(faces, path)
+    log(f"{len(faces)} {part} faces from {cfg.data} ({time.monotonic() - t:.0f} s)")
+    return faces
+
+
+def _compile(keras, model, cfg: FinderConfig, total: int) -> None:
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, max(1, total - cfg.warmup), alpha=0.01, warmup_target=cfg.lr, warmup_steps=cfg.warmup
+    )
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=_loss(keras))
+
+
+def _save_optimizer(model, folder: Path) -> None:
+    """Adam's moments and step beside the checkpoint's weights (the .keras file has no custom-
+    loss-free way to carry them)."""
+    np.savez(folder / "optimizer.npz", *[np.asarray(v) for v in model.optimizer.variables])
+
+
+def _restore_optimizer(model, folder: Path) -> None:
+    with np.load(folder / "optimizer.npz") as z:
+        values = [z[f"arr_{i}"] for i in range(len(z.files))]
+    for var, value in zip(model.optimizer.variables, values):
+        var.assign(value)
+
+
+def log_to(run_dir: Path):
+    """A log function that prints time-stamped lines and appends them to RUN/log.txt."""
+
+    def log(line: str) -> None:
+        stamped = f"{time.strftime('%H:%M:%S')} {line}"
+        print(stamped, flush=True)
+        with open(run_dir / "log.txt", "a") as f:
+            f.write(stamped + "\n")
+
+    return log

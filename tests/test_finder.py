@@ -1,0 +1,131 @@
+"""facemark's own detector: target maps both ways, upright crops, the shipped network on faces
+built here (rotated, small, none) and on images of every awkward kind."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from facemark.detection import FaceBox
+from facemark.finder.maps import CHANNELS, STRIDE, TARGETS, Face, decode, encode
+from facemark.imaging import CropSpec, apply, crop_face, crop_matrix, invert
+
+from conftest import face_photo
+
+
+def _maps_from_targets(targets: np.ndarray) -> np.ndarray:
+    """The raw maps a perfect network would give for these targets."""
+    maps = np.zeros((*targets.shape[:2], CHANNELS), np.float32)
+    maps[..., 0] = np.where(targets[..., 0] >= 1.0, 8.0, -8.0)
+    maps[..., 1:] = targets[..., 3:]
+    return maps
+
+
+def test_decoding_the_targets_gives_back_every_face():
+    faces = [
+        Face((40.3, 52.8), 30.0, np.array([[30, 45], [50, 44], [40, 55], [32, 62], [49, 63]], float)),
+        Face((170.0, 120.5), 90.0, np.array([[150, 110], [190, 100], [172, 125], [150, 150], [190, 145]], float)),
+    ]
+    targets = encode(faces, [], (256, 256))
+    assert targets.shape == (256 // STRIDE, 256 // STRIDE, TARGETS)
+    scores, centres, sides, keypoints = decode(_maps_from_targets(targets), 0.5)
+    order = np.argsort(centres[:, 0])
+    assert len(scores) == 2
+    for f, c, s, k in zip(faces, centres[order], sides[order], keypoints[order]):
+        np.testing.assert_allclose(c, f.centre, atol=1e-4)
+        assert s == pytest.approx(f.side, rel=1e-5)
+        np.testing.assert_allclose(k, f.keypoints, atol=1e-3)
+
+
+def test_faces_too_small_to_learn_and_unsure_ones_carry_no_score_loss():
+    tiny = Face((100.0, 100.0), 8.0, np.zeros((5, 2)))
+    unsure = Face((30.0, 200.0), 60.0, np.zeros((5, 2)))
+    targets = encode([tiny], [unsure], (256, 256))
+    weight = targets[..., 2]
+    assert weight[100 // STRIDE, 100 // STRIDE] == 0 and weight[200 // STRIDE, 30 // STRIDE] == 0
+    assert targets[..., 0].max() == 0  # neither is taught as a face
+    assert weight[2, 28] == 1  # far from both: background as usual
+
+
+@pytest.mark.parametrize("roll", [0.0, 30.0, -75.0, 180.0])
+def test_an_upright_crop_maps_points_back_exactly(roll):
+    box = np.array([100.0, 60.0, 180.0, 140.0])
+    spec = CropSpec(96, 1.2, (0.0, 0.05))
+    m = crop_matrix(box, spec, roll)
+    pts = np.random.default_rng(0).uniform(0, 300, (20, 2))
+    np.testing.assert_allclose(apply(invert(m), apply(m, pts)), pts, atol=1e-9)
+
+
+def test_a_rolled_face_comes_out_upright():
+    photo = face_photo([(100, 100)], size=(324, 324), face=124)[..., 0]
+    box = np.array([100.0, 100.0, 224.0, 224.0])
+    spec = CropSpec(96)
+    upright, _ = crop_face(photo, box, spec)
+    centre = (161.5, 161.5)
+    import cv2
+
+    turned = cv2.warpAffine(photo, cv2.getRotationMatrix2D(centre, -40, 1.0), (324, 324), borderValue=110)
+    crop, _ = crop_face(turned, box, spec, roll=40.0)  # turned 40 degrees clockwise as seen
+    inner = slice(20, 76)
+    assert np.abs(crop[inner, inner].astype(int) - upright[inner, inner]).mean() < 6
+
+
+def test_the_roll_is_the_eye_line_angle():
+    level = FaceBox(0, 0, 10, 10, 1.0, ((2, 4), (8, 4), (5, 6), (3, 8), (7, 8)))
+    tilted = FaceBox(0, 0, 10, 10, 1.0, ((2, 4), (8, 10), (5, 6), (3, 8), (7, 8)))
+    assert level.roll == 0.0 and tilted.roll == pytest.approx(45.0)
+    assert FaceBox(0, 0, 10, 10).roll == 0.0
+
+
+# --- training, on a tiny data set made here ---------------------------------------------------
+
+
+def _tiny(tmp_path, **kw):
+    from facemark.finder.training import FinderConfig
+
+    from conftest import write_ytf68_like
+
+    root = tmp_path / "data" / "ytf68"
+    if not root.exists():
+        write_ytf68_like(root)
+        shutil.copytree(root / "training", root / "test")  # ytf68's test/ identities are the held-out part
+        shutil.copy(root / "training_frames_keypoints.csv", root / "test_frames_keypoints.csv")
+    base = dict(data=str(tmp_path / "data"), size=64, batch=4, epochs=2, steps=2, warmup=1, val_scenes=4)
+    return FinderConfig(**{**base, "sources": ("ytf68",), "width": 0.5, **kw})
+
+
+def test_scenes_are_a_function_of_seed_and_index(tmp_path):
+    from facemark.finder.faces import load_faces
+    from facemark.finder.scenes import SceneMaker, face_free_photos
+
+    cfg = _tiny(tmp_path)
+    maker = SceneMaker(load_faces(cfg.data, "train", cfg.sources), face_free_photos(), 64, seed=3)
+    a, b, c = maker.scene(5), maker.scene(5), maker.scene(6)
+    assert np.array_equal(a.image, b.image) and not np.array_equal(a.image, c.image)
+    assert [f.centre for f in a.faces] == [f.centre for f in b.faces]
+
+
+def test_a_training_stopped_by_its_budget_resumes_and_ships_a_working_detector(tmp_path):
+    from facemark.finder.runtime import FinderDetector
+    from facemark.finder.training import FinderConfig, train_finder
+
+    run = tmp_path / "run"
+    assert train_finder(_tiny(tmp_path, max_minutes=0), run, log=lambda line: None) == run
+    assert (run / "checkpoints" / "epoch-0001").exists() and not (run / "finder").exists()
+    bundle = train_finder(FinderConfig(), run, resume=True, log=lambda line: None)
+    assert (bundle / "model.onnx").exists() and (run / "checkpoints" / "epoch-0002").exists()
+    assert len((run / "history.csv").read_text().splitlines()) == 3  # header + two epochs
+    faces = FinderDetector(bundle, threshold=0.0).detect(face_photo([(20, 20)]))
+    assert all(len(f.keypoints) == 5 for f in faces)
+
+
+def test_a_second_run_in_the_same_folder_is_refused(tmp_path):
+    from facemark.errors import FacemarkError
+    from facemark.finder.training import train_finder
+
+    run = tmp_path / "run"
+    train_finder(_tiny(tmp_path, epochs=1, steps=1), run, log=lambda line: None)
+    with pytest.raises(FacemarkError, match="already holds a run"):
+        train_finder(_tiny(tmp_path), run, log=lambda line: None)

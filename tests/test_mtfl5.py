@@ -108,3 +108,48 @@ def test_ready_made_crops_are_scored_only_by_models_of_their_framing(kaggle_csv)
 
     with pytest.raises(FacemarkError, match="face crops, framed for kaggle15"):
         evaluate(Landmarker("ibug68"), read_dataset(kaggle_csv))
+
+
+def test_five_point_faces_supervise_their_own_points_of_a_kaggle15_model(mtfl_folder, ytf68_like, tmp_path):
+    from facemark.training import TrainConfig, prepare_data, train
+
+    cfg = TrainConfig(data=[str(ytf68_like), str(mtfl_folder / "lfw")], scheme="kaggle15", epochs=1, batch=8)
+    scheme, tr, va = prepare_data(cfg.resolved())
+    both = np.concatenate([tr.points, va.points])
+    present = np.isfinite(both[..., 0])
+    assert len(both) == 24 + 8
+    five = [KAGGLE15.point_names.index(n) for n in MTFL5.point_names]
+    sparse = present.sum(axis=1) == 5
+    assert sparse.sum() == 8 and present[sparse][:, five].all()  # only the five points mtfl5 marks
+    assert present[~sparse].all()
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert result.best_epoch == 1
+
+
+def test_a_data_sets_label_offsets_move_only_its_own_labels(mtfl_folder, ytf68_like):
+    from facemark.training import TrainConfig, prepare_data
+
+    data = [str(ytf68_like), str(mtfl_folder / "lfw")]
+    plain = TrainConfig(data=data, scheme="kaggle15", val_fraction=0.5)
+    offsets = {"ytf68": {"nose_tip": [10.0, -20.0]}}
+    shifted = TrainConfig(data=data, scheme="kaggle15", val_fraction=0.5, label_offsets=offsets)
+    (_, a, _), (_, b, _) = prepare_data(plain.resolved()), prepare_data(shifted.resolved())
+    moved = ~np.isclose(a.points, b.points, equal_nan=True).all(axis=2)
+    nose = KAGGLE15.point_names.index("nose_tip")
+    full = np.isfinite(a.points[..., 0]).all(axis=1)
+    assert moved[full, nose].all() and not moved[~full].any()  # ytf68 faces only, the nose only
+    assert moved.sum() == moved[:, nose].sum()
+
+
+def test_an_offset_is_measured_in_the_faces_own_frame():
+    from facemark.conventions import corrected
+
+    upright = np.full((1, 5, 2), np.nan)
+    upright[0, :2] = [[40.0, 50.0], [60.0, 50.0]]  # eye centres 20 px apart, level
+    upright[0, 2] = [50.0, 60.0]
+    turned = upright.copy()
+    turned[0, :, 0], turned[0, :, 1] = 100 - upright[0, :, 1], upright[0, :, 0]  # a quarter turn
+    offsets = {"nose_tip": [10.0, 5.0]}  # 10 % of the IPD toward the left eye, 5 % down
+    a, b = corrected(upright, offsets, MTFL5), corrected(turned, offsets, MTFL5)
+    np.testing.assert_allclose(a[0, 2], [50.0 - 2.0, 60.0 - 1.0])
+    np.testing.assert_allclose(b[0, 2], [100 - 60.0 + 1.0, 50.0 - 2.0])

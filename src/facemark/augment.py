@@ -14,7 +14,7 @@ import numpy as np
 
 from facemark.imaging import CropSpec, apply, compose, crop_face
 from facemark.readers import Dataset
-from facemark.schemes import Scheme, convert_points
+from facemark.schemes import Scheme, training_points
 
 CACHE_MARGIN = 4 / 3  # the cache covers 4/3 of the crop, so shifts and rolls find real pixels
 
@@ -57,6 +57,15 @@ class FaceCache:
     def subset(self, idx: np.ndarray) -> FaceCache:
         return FaceCache(self.images[idx], self.points[idx], [self.identities[i] for i in idx])
 
+    @classmethod
+    def concatenate(cls, caches: list[FaceCache]) -> FaceCache:
+        """Several data sets' caches as one (same scheme and crop)."""
+        return cls(
+            np.concatenate([c.images for c in caches]),
+            np.concatenate([c.points for c in caches]),
+            [i for c in caches for i in c.identities],
+        )
+
 
 def build_cache(dataset: Dataset, scheme: Scheme, spec: CropSpec) -> FaceCache:
     """Crop every face once around its ground-truth box; Kaggle-style crops are used as they are."""
@@ -73,7 +82,7 @@ def build_cache(dataset: Dataset, scheme: Scheme, spec: CropSpec) -> FaceCache:
         else:
             img, matrix = crop_face(s.image, s.box(dataset.scheme), cache_spec)
         pts = apply(matrix, pts)
-        pts, _ = convert_points(pts, np.isfinite(pts[:, 0]), dataset.scheme, scheme)
+        pts, _ = training_points(pts, np.isfinite(pts[:, 0]), dataset.scheme, scheme)
         images.append(img)
         points.append(pts)
     return FaceCache(np.stack(images), np.stack(points).astype(np.float32), [s.identity for s in dataset.samples])

@@ -65,6 +65,7 @@ def _number(kind: type, low: float | None = None, high: float | None = None, low
 
 
 _THREADS = _number(int, 1, 1024)
+DETECTOR_HELP = "face detector: opencv (default), dlib or mediapipe"
 
 
 def _model_option(p: argparse.ArgumentParser, default: str | None = "kaggle15") -> None:
@@ -81,11 +82,11 @@ def _model_option(p: argparse.ArgumentParser, default: str | None = "kaggle15") 
         help="runtime (default: ONNX when the model has one)",
     )
     p.add_argument("--threads", type=_THREADS, default=None, help="CPU threads (default: all cores)")
-    p.add_argument("--detector", default="opencv", help="face detector: opencv (default), dlib or mediapipe")
+    p.add_argument("--detector", default="opencv", help=DETECTOR_HELP)
 
 
 def _min_face_option(p: argparse.ArgumentParser) -> None:
-    help_ = "smallest face to find, px of the photo (default: 1/16 of its shorter side); smaller costs time"
+    help_ = "smallest face box to find, px of the photo (default: about 1/16 of its shorter side); smaller costs time"
     p.add_argument("--min-face", type=_number(float, 0, None, True), default=None, metavar="PX", help=help_)
 
 
@@ -137,10 +138,13 @@ def _batch_options(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--strict", action="store_true", help="stop at the first image that cannot be read")
 
 
-def _data_options(p: argparse.ArgumentParser, required: bool = True) -> None:
+def _data_options(p: argparse.ArgumentParser, required: bool = True, many: bool = False) -> None:
     from facemark.readers import FORMATS
 
-    p.add_argument("--data", required=required, help="training.csv, face_images.npz folder, ytf68 or .pts folder")
+    help_ = "training.csv, face_images.npz folder, ytf68 or .pts folder"
+    if many:
+        help_ += "; repeat to train on several (each face supervises the points it has)"
+    p.add_argument("--data", required=required, action="append" if many else "store", help=help_)
     p.add_argument("--format", choices=FORMATS, default=None, help="override the format detected from the path")
 
 
@@ -149,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
     t = verbs.add_parser("train", help="train a model on labelled faces")
-    _data_options(t, required=False)
+    _data_options(t, required=False, many=True)
     t.add_argument("--out", required=True, help="run folder: checkpoints, config, loss curve and the final model")
     t.add_argument("--config", default=None, help="a JSON recipe (configs/*.json); options given here override it")
     t.add_argument("--scheme", choices=["kaggle15", "ibug68"], default=None, help="default: the data's own scheme")
@@ -166,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--val-fraction", type=_number(float, 0, 1, True), default=None, help="share of identities held out (0.15)"
     )
+    t.add_argument(
+        "--split", choices=["identity", "source"], default=None,
+        help="validation faces: a share of people (default) or the shared data's held-out part by source",
+    )  # fmt: skip
     t.add_argument("--seed", type=_number(int, 0, 2**32 - 1), default=None, help="default 0")
     t.add_argument("--patience", type=_number(int, 1), default=None, help="early stop after N epochs without gain")
     t.add_argument(
@@ -229,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, help="the output folder")
     b.add_argument("--engine", choices=["local", "ray"], default="local", help="local processes (default) or Ray Data")
     b.add_argument("--model", default="kaggle15", help="shipped model name or model folder")
-    b.add_argument("--detector", default="opencv", help="face detector: opencv (default), dlib or mediapipe")
+    b.add_argument("--detector", default="opencv", help=DETECTOR_HELP)
     _mirror_option(b)
     _min_face_option(b)
     b.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -244,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     s.add_argument("--port", type=_number(int, 0, 65535), default=8000, help="default 8000")
     s.add_argument("--model", default="kaggle15", help="the default model (clients may pick any shipped one)")
-    s.add_argument("--detector", default="opencv", help="the default face detector")
+    s.add_argument("--detector", default="opencv", help=DETECTOR_HELP)
     s.add_argument("--workers", type=_number(int, 1, 256), default=None, help="inference threads (default: all cores)")
     s.add_argument("--queue", type=_number(int, 0, 10_000), default=64, help="requests that may wait; then 503 (64)")
     s.add_argument("--max-upload-mb", type=_number(float, 0, 1024, True), default=20, help="largest upload (20)")
@@ -347,7 +355,7 @@ def _cmd_video(a: argparse.Namespace) -> int:
 
 _TRAIN_FIELDS = (
     "data", "scheme", "arch", "epochs", "batch", "lr", "loss", "schedule", "augment", "clean",
-    "val_fraction", "seed", "format", "patience", "max_minutes", "threads",
+    "val_fraction", "seed", "format", "patience", "max_minutes", "threads", "split",
 )  # fmt: skip
 
 
@@ -363,6 +371,8 @@ def _cmd_train(a: argparse.Namespace) -> None:
     values.update({k: getattr(a, k) for k in _TRAIN_FIELDS if getattr(a, k) is not None})
     if not values.get("data") and not a.resume:
         raise FacemarkError("--data is required (a training.csv, face_images.npz folder, ytf68 or .pts folder)")
+    if isinstance(values.get("data"), list) and len(values["data"]) == 1:
+        values["data"] = values["data"][0]
     cfg = TrainConfig.from_dict({"data": "", **values})
     result = train(cfg, a.out, resume=a.resume, progress=not a.quiet)
     best = result.best

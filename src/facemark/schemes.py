@@ -195,3 +195,34 @@ def convert_points(
     out_mask = np.all(~used | mask[..., None, :], axis=-1)
     out = np.where(out_mask[..., None], out, np.nan)
     return out.astype(np.float32), out_mask
+
+
+# Partial labels for training: a sparse scheme's points are some of a denser scheme's, the rest
+# stay missing (masked out of the loss). Kept apart from CONVERSIONS: scoring needs every point
+# its normaliser uses, and a 5-point face has no kaggle15 eye corners to normalise by.
+PARTIAL: dict[tuple[str, str], dict[str, str]] = {
+    ("mtfl5", "kaggle15"): {n: n for n in _MTFL_NAMES},
+}
+
+
+def trainable(source: Scheme, target: Scheme) -> bool:
+    """Whether faces labelled in `source` can supervise a `target` model (some of its points)."""
+    return convertible(source, target) or (source.name, target.name) in PARTIAL
+
+
+def training_points(
+    points: np.ndarray, mask: np.ndarray, source: Scheme, target: Scheme
+) -> tuple[np.ndarray, np.ndarray]:
+    """(K, 2) points and mask of `source` as `target` training labels: converted where every
+    target point is derivable, else the shared points placed and the others missing (NaN)."""
+    if convertible(source, target):
+        return convert_points(points, mask, source, target)
+    if (source.name, target.name) not in PARTIAL:
+        raise FacemarkError(f"{source.name} points cannot supervise a {target.name} model")
+    out = np.full((target.num_points, 2), np.nan, np.float32)
+    out_mask = np.zeros(target.num_points, bool)
+    for s_name, t_name in PARTIAL[source.name, target.name].items():
+        i, j = source.point_names.index(s_name), target.point_names.index(t_name)
+        if mask[i]:
+            out[j], out_mask[j] = points[i], True
+    return out, out_mask

@@ -27,6 +27,7 @@ from facemark._tensorflow import import_tensorflow
 from facemark.augment import AugmentConfig, FaceCache, build_cache, make_batch
 from facemark.boxes import BoxRegressor
 from facemark.bundle import DEFAULT_CROPS, KERAS_NAME, ModelConfig
+from facemark.conventions import corrected
 from facemark.errors import FacemarkError
 from facemark.files import FolderLock
 from facemark.imaging import CropSpec, write_bytes_atomic
@@ -34,8 +35,8 @@ from facemark.losses import LOSSES
 from facemark.metrics import Metrics, compute_metrics
 from facemark.models import ARCHS
 from facemark.readers import Dataset, read_dataset
-from facemark.schemes import Scheme, convertible, get_scheme
-from facemark.splits import split_indices
+from facemark.schemes import Scheme, get_scheme, trainable
+from facemark.splits import held_out, split_indices
 
 # Per-architecture recipe defaults. The seed's are the article's: Adam 1e-4, batch 50, MSE,
 # a constant rate and no augmentation. fmnet's were chosen on the identity-split validation set
@@ -50,8 +51,8 @@ RECIPES = {
 class TrainConfig:
     """Everything that determines a run; saved as RUN_DIR/config.json. None = the arch's recipe."""
 
-    data: str
-    scheme: str | None = None  # default: the data's own scheme
+    data: str | list[str]  # one data set, or several trained on together (each face supervises the points it has)
+    scheme: str | None = None  # default: the (first) data's own scheme
     arch: str = "fmnet"
     epochs: int | None = None  # default 30
     batch: int | None = None
@@ -70,6 +71,10 @@ class TrainConfig:
     aug_scale: float | None = None  # crop size range (+-); default AugmentConfig's
     mirror_offset: float = 0.0  # the labels' offset from mirror symmetry, crop px (scripts/mirror_offset.py)
     width: float = 1.0  # channel multiplier of the architecture (fmnet)
+    split: str = "identity"  # validation: "identity" (a seeded share of people) or "source" (splits.held_out)
+    # Per data format, each point's label offset from the human convention (conventions.py):
+    # subtracted from that data's labels before training. {"ytf68": {"nose_tip": [along, across]}}
+    label_offsets: dict[str, dict[str, list[float]]] | None = None
 
     def resolved(self) -> TrainConfig:
         """Fill the recipe defaults and check every value, so bad options fail before any work."""
@@ -89,6 +94,10 @@ class TrainConfig:
             _check_limit(name, value, kind, low, high, low_open)
             if kind is int and value is not None:
                 cfg = replace(cfg, **{name: int(value)})
+        if cfg.split not in SPLITS:
+            raise FacemarkError(f"unknown split {cfg.split!r}; known: {', '.join(SPLITS)}")
+        if isinstance(cfg.data, list | tuple) and not cfg.data:
+            raise FacemarkError("no data: name at least one data set")
         if cfg.arch == "seed" and cfg.width != 1:
             raise FacemarkError("width must be 1 for the seed (the article's network as it is)")
         return cfg
@@ -141,22 +150,43 @@ def configure_threads(threads: int | None, deterministic: bool = False) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+SPLITS = ("identity", "source")
+
+
 def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Scheme, FaceCache, FaceCache]:
-    """Read, check, crop once and split: (scheme, train cache, validation cache)."""
-    dataset = dataset or read_dataset(cfg.data, cfg.format)
-    scheme = get_scheme(cfg.scheme) if cfg.scheme else dataset.scheme
+    """Read, check, crop once and split: (scheme, train cache, validation cache). Several data
+    sets are cached in the model's scheme and trained on together; a face whose data marks only
+    some of the points (mtfl5's five for kaggle15) supervises only those."""
+    paths = [cfg.data] if isinstance(cfg.data, str) else list(cfg.data)
+    datasets = [dataset] if dataset else [read_dataset(p, cfg.format) for p in paths]
+    scheme = get_scheme(cfg.scheme) if cfg.scheme else datasets[0].scheme
     if scheme.name not in DEFAULT_CROPS:
         known = ", ".join(DEFAULT_CROPS)
         raise FacemarkError(f"models are trained in the {known} schemes, not {scheme.name}; pass --scheme")
-    if not convertible(dataset.scheme, scheme):
-        raise FacemarkError(f"scheme {scheme.name} does not match the data ({dataset.scheme.name} points)")
-    cache = build_cache(dataset, scheme, DEFAULT_CROPS[scheme.name])
+    caches, held = [], []
+    for ds, path in zip(datasets, paths):
+        if not trainable(ds.scheme, scheme):
+            where = f" in {path}" if len(paths) > 1 else ""
+            raise FacemarkError(f"scheme {scheme.name} does not match the data ({ds.scheme.name} points{where})")
+        cache = build_cache(ds, scheme, DEFAULT_CROPS[scheme.name])
+        offsets = (cfg.label_offsets or {}).get(ds.format)
+        if offsets:
+            cache = FaceCache(cache.images, corrected(cache.points, offsets, scheme), cache.identities)
+        caches.append(cache)
+        held += [held_out(s) for s in ds.samples]
+    cache = caches[0] if len(caches) == 1 else FaceCache.concatenate(caches)
     if cfg.clean:
         complete = np.all(np.isfinite(cache.points), axis=(1, 2))
         if not complete.any():
             raise FacemarkError("--clean left no samples: no row has every point")
         cache = cache.subset(np.flatnonzero(complete))
-    train_idx, val_idx = split_indices(cache.identities, cfg.val_fraction, cfg.seed)
+        held = [held[i] for i in np.flatnonzero(complete)]
+    if cfg.split == "source":
+        train_idx, val_idx = np.flatnonzero(~np.array(held)), np.flatnonzero(held)
+        if not len(train_idx) or not len(val_idx):
+            raise FacemarkError("split 'source' needs faces on both sides (splits.held_out: the shared data's layout)")
+    else:
+        train_idx, val_idx = split_indices(cache.identities, cfg.val_fraction, cfg.seed)
     return scheme, cache.subset(train_idx), cache.subset(val_idx)
 
 
@@ -199,7 +229,7 @@ class EpochRecord:
     seconds: float
 
 
-class _Checkpoints:
+class Checkpoints:
     """RUN_DIR/checkpoints/epoch-NNNN folders, each complete before `latest` points at it."""
 
     def __init__(self, run_dir: Path):
@@ -298,7 +328,7 @@ class TrainResult:
     best_epoch: int
 
 
-def _check_run_folder(run_dir: Path, checkpoints: _Checkpoints, resume: bool) -> None:
+def _check_run_folder(run_dir: Path, checkpoints: Checkpoints, resume: bool) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise FacemarkError(f"{run_dir}: exists and is not a folder; name a run folder for --out")
     if resume and not (run_dir / "config.json").exists():
@@ -311,7 +341,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     """Train a model into RUN_DIR; `resume` continues from its last complete checkpoint (or, if
     none completed, starts the saved recipe over)."""
     run_dir = Path(run_dir)
-    checkpoints = _Checkpoints(run_dir)
+    checkpoints = Checkpoints(run_dir)
     _check_run_folder(run_dir, checkpoints, resume)
     if resume:
         previous = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
@@ -335,7 +365,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
         lock.release()
 
 
-def _diverged(what: str, epoch: int, checkpoints: _Checkpoints, cfg: TrainConfig) -> FacemarkError:
+def _diverged(what: str, epoch: int, checkpoints: Checkpoints, cfg: TrainConfig) -> FacemarkError:
     latest = checkpoints.latest()
     kept = f"the last good checkpoint {latest.name} is kept" if latest else "no epoch had completed"
     return FacemarkError(

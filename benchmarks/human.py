@@ -1,0 +1,136 @@
+"""Accuracy on faces people marked by hand, ours beside dlib and MediaPipe, in one run.
+
+    python benchmarks/human.py [--models kaggle15,runs/kaggle15-human] [--mediapipe-python PATH]
+
+Faces: the human-labelled part of the shared data that `splits.held_out` keeps out of every
+multi-source recipe (mtfl5 web photos and LFW people hashing to 0 mod 10, InfAnFace's google2
+photos). Every tool runs through its own face detector on the whole photo, as a user runs it; a
+face is found when a tool's eye midpoint lies within half the inter-pupil distance (IPD) of the
+true one. Figures over 5 points (eye centres, nose tip, mouth corners):
+- NME: mean point error / true IPD, % (faces found);
+- failures: faces with NME > 10 % or missed, % of all faces;
+- offsets: each point's mean signed error along the eye line (+ toward the subject's left eye)
+  and across it (+ down), % IPD: a labelling convention shows here, not in the NME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facemark.evaluation import signed_offsets
+from facemark.inference import Landmarker
+from facemark.readers import read_dataset
+from facemark.schemes import CONVERSIONS, IBUG68, MTFL5, convert_points
+from facemark.splits import held_out
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+SETS = {"web photos (mtfl5)": "mtfl5/web", "LFW people (mtfl5)": "mtfl5/lfw", "infants (InfAnFace)": "infanface-train"}
+
+
+def faces_of(folder: str) -> list[tuple[str, np.ndarray]]:
+    data = read_dataset(DATA / folder)
+    out = []
+    for s in data.samples:
+        if held_out(s):
+            five, mask = convert_points(s.points, s.mask, data.scheme, MTFL5)
+            if mask.all():
+                out.append((s.source, five.astype(np.float64)))
+    return out
+
+
+def pick(truth: np.ndarray, found: list[np.ndarray]) -> np.ndarray | None:
+    """The found face (5 points) whose eye midpoint is nearest the true one, if within IPD / 2."""
+    mid, ipd = truth[:2].mean(axis=0), np.hypot(*(truth[1] - truth[0]))
+    best = min(found, key=lambda f: np.hypot(*(f[:2].mean(axis=0) - mid)), default=None)
+    if best is None or np.hypot(*(best[:2].mean(axis=0) - mid)) > ipd / 2:
+        return None
+    return best
+
+
+def ours(model: str, paths: list[str]) -> list[list[np.ndarray]]:
+    lm = Landmarker(model, detector="opencv")
+    to5 = CONVERSIONS[lm.scheme.name, MTFL5.name]
+    return [[to5 @ f.points for f in lm.detect(p)] for p in paths]
+
+
+def dlib_faces(paths: list[str]) -> list[list[np.ndarray]] | None:
+    try:
+        import dlib
+        import face_recognition_models
+    except ImportError:
+        return None
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+    to5 = CONVERSIONS[IBUG68.name, MTFL5.name]
+    out = []
+    for p in paths:
+        rgb = cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB)
+        shapes = [predictor(rgb, r) for r in detector(rgb, 1)]
+        out.append([to5 @ np.array([[q.x, q.y] for q in s.parts()], np.float64) for s in shapes])
+    return out
+
+
+def mediapipe_faces(paths: list[str], python: str | None) -> list[list[np.ndarray]] | None:
+    if not python:
+        return None
+    with tempfile.TemporaryDirectory():
+        proc = subprocess.run(
+            [python, str(ROOT / "benchmarks" / "peers.py"), "scan"],
+            input=json.dumps(paths), capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    return [[np.array(f) for f in r["mesh"]] for r in json.loads(proc.stdout)]
+
+
+def figures(truths: list[np.ndarray], found: list[list[np.ndarray]]) -> dict:
+    picked = [pick(t, f) for t, f in zip(truths, found)]
+    hit = [i for i, p in enumerate(picked) if p is not None]
+    gt = np.stack([truths[i] for i in hit]) if hit else np.zeros((0, 5, 2))
+    pred = np.stack([picked[i] for i in hit]) if hit else np.zeros((0, 5, 2))
+    ipd = np.hypot(*(gt[:, 1] - gt[:, 0]).T)
+    nme = np.linalg.norm(pred - gt, axis=2).mean(axis=1) / ipd * 100
+    return {
+        "n": len(truths),
+        "found": 100 * len(hit) / len(truths),
+        "nme": float(nme.mean()) if hit else float("nan"),
+        "failures": 100 * (len(truths) - len(hit) + int((nme > 10).sum())) / len(truths),
+        "offsets": signed_offsets(pred, gt, MTFL5) if hit else {},
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="kaggle15", help="comma-separated facemark models (names or run folders)")
+    p.add_argument("--mediapipe-python", default=None, help="python of a venv with mediapipe==0.10.21")
+    p.add_argument("--json", default=None, help="also write every figure here")
+    a = p.parse_args()
+    results: dict[str, dict] = {}
+    for title, folder in SETS.items():
+        faces = faces_of(folder)
+        paths, truths = [f[0] for f in faces], [f[1] for f in faces]
+        tools = {f"facemark {m}": ours(m, paths) for m in a.models.split(",")}
+        tools["dlib (HOG + 68 points)"] = dlib_faces(paths)
+        tools["MediaPipe face mesh"] = mediapipe_faces(paths, a.mediapipe_python)
+        results[title] = {name: figures(truths, got) for name, got in tools.items() if got is not None}
+        print(f"\n{title}: {len(faces)} held-out faces")
+        print(
+            f"  {'tool':34} {'found %':>8} {'NME %':>7} {'fail %':>7}   "
+            "offsets along/across (% IPD): eyes R, L, nose, mouth R, L"
+        )
+        for name, r in results[title].items():
+            offs = " ".join(f"{x:+.1f}/{y:+.1f}" for x, y in r["offsets"].values())
+            print(f"  {name:34} {r['found']:8.1f} {r['nme']:7.2f} {r['failures']:7.2f}   {offs}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -33,6 +33,11 @@ def build_finder(width: float = 1.0) -> keras.Model:
     x = _up_merge(x, s16, w[3], "u16")
     x = _up_merge(x, s8, w[2], "u8")
     x = _separable(x, w[2], 1, "head")
-    bias = keras.initializers.Constant([PRIOR_LOGIT] + [0.0] * (CHANNELS - 1))
-    outputs = L.Conv2D(CHANNELS, 1, bias_initializer=bias, name="maps")(x)
+    # One branch per task, each with features of its own: through the shared ReLU features alone,
+    # face centres came out where features are zero and the score could only learn slowly.
+    score = L.Conv2D(w[2], 3, padding="same", activation="relu", name="score_conv")(x)
+    score = L.Conv2D(1, 1, bias_initializer=keras.initializers.Constant(PRIOR_LOGIT), name="score")(score)
+    geometry = L.Conv2D(w[2], 3, padding="same", activation="relu", name="geometry_conv")(x)
+    geometry = L.Conv2D(CHANNELS - 1, 1, name="geometry")(geometry)
+    outputs = L.Concatenate(name="maps")([score, geometry])
     return keras.Model(inputs, outputs, name="finder")

@@ -21,6 +21,7 @@ from facemark.inference import Landmarker
 from facemark.metrics import NME_LIMIT, Metrics, compute_metrics
 from facemark.readers import Dataset
 from facemark.schemes import Scheme, convert_points, convertible
+from facemark.splits import held_out
 
 PROTOCOL_CROPS = "images are face crops, fed as they are"
 PROTOCOL_GT_BOX = "GT box: each face cropped from the bounding box of its ground-truth points"
@@ -167,11 +168,15 @@ def _detected_points(landmarker: Landmarker, dataset: Dataset, chunk: int = 64) 
 
 
 def holdout(dataset: Dataset, config: ModelConfig) -> Dataset:
-    """Only the faces of the identities the model's training held out for validation."""
-    people = set(config.extra.get("holdout_identities", []))
-    if not people:
-        raise FacemarkError("--holdout needs a model trained on data with identities (it records who was held out)")
-    samples = [s for s in dataset.samples if s.identity in people]
+    """Only the faces the model's training held out for validation: its recorded identities, or
+    for a recipe validated by source, the shared data's held-out part (`splits.held_out`)."""
+    if config.extra.get("train", {}).get("split") == "source":
+        samples = [s for s in dataset.samples if held_out(s)]
+    else:
+        people = set(config.extra.get("holdout_identities", []))
+        if not people:
+            raise FacemarkError("--holdout needs a model trained on data with identities (it records who was held out)")
+        samples = [s for s in dataset.samples if s.identity in people]
     if not samples:
         raise FacemarkError("--holdout: none of the model's held-out identities is in this data")
     return Dataset(dataset.scheme, samples, dataset.crops, dataset.format)

@@ -89,9 +89,8 @@ def retrain_finder(a: argparse.Namespace) -> int:
     from facemark.finder.training import FinderConfig, log_to, train_finder
 
     saved = json.loads((ROOT / "configs" / "finder.json").read_text())
-    cfg = FinderConfig(**{**saved, "data": a.data, "max_minutes": a.max_minutes})
-    if a.threads is not None:
-        cfg = FinderConfig(**{**cfg.to_dict(), "threads": a.threads})
+    threads = {} if a.threads is None else {"threads": a.threads}
+    cfg = FinderConfig(**{**saved, "data": a.data, "max_minutes": a.max_minutes, **threads})
     run = Path(a.run or ROOT / "runs" / "finder")
     try:
         run.mkdir(parents=True, exist_ok=True)

@@ -89,27 +89,28 @@ class _Batches:
 
 def make_batch(maker: SceneMaker, indices) -> tuple[np.ndarray, np.ndarray]:
     """(x, y): scenes as the network's input and their target maps."""
-    scenes = [maker.scene(i) for i in indices]
+    return batch_of([maker.scene(i) for i in indices])
+
+
+def batch_of(scenes: list) -> tuple[np.ndarray, np.ndarray]:
     x = np.stack([s.image for s in scenes]).astype(np.float32)[..., None] / 255.0
     y = np.stack([encode(s.faces, s.unsure, s.image.shape) for s in scenes])
     return x, y
 
 
-def validation_counts(model, maker: SceneMaker, n: int, threshold: float = 0.5) -> dict:
-    """Recall and false detections on `n` held-out scenes (faces of at least 24 px)."""
+def validation_counts(model, scenes: list, x: np.ndarray, threshold: float = 0.5) -> dict:
+    """Recall and false detections on held-out `scenes` (input `x`; faces of at least 24 px)."""
     from facemark.finder.maps import decode
 
     found = total = false = 0
-    for start in range(0, n, 32):
-        idx = range(start, min(n, start + 32))
-        scenes = [maker.scene(i) for i in idx]
-        x = np.stack([s.image for s in scenes]).astype(np.float32)[..., None] / 255.0
-        maps = np.asarray(model.predict_on_batch(x))
-        for scene, m in zip(scenes, maps):
+    size = x.shape[1]
+    for start in range(0, len(scenes), 32):
+        maps = np.asarray(model.predict_on_batch(x[start : start + 32]))
+        for scene, m in zip(scenes[start : start + 32], maps):
             scores, centres, sides, _ = decode(m, threshold)
             used = np.zeros(len(scores), bool)
             for f in scene.faces:
-                inside = 0 <= f.centre[0] < maker.size and 0 <= f.centre[1] < maker.size
+                inside = 0 <= f.centre[0] < size and 0 <= f.centre[1] < size
                 if f.side < 24 or not inside:
                     continue
                 total += 1
@@ -121,7 +122,7 @@ def validation_counts(model, maker: SceneMaker, n: int, threshold: float = 0.5) 
             unlabelled = scene.unsure + [f for f in scene.faces if f.side < 24]
             for c in centres[~used]:
                 false += not any(np.hypot(*(np.array(u.centre) - c)) < 0.5 * u.side for u in unlabelled)
-    return {"recall": found / max(total, 1), "false_per_scene": false / n, "faces": total}
+    return {"recall": found / max(total, 1), "false_per_scene": false / len(scenes), "faces": total}
 
 
 def train_finder(cfg: FinderConfig, run_dir: str | Path, resume: bool = False, log=print) -> Path:
@@ -158,6 +159,8 @@ def _train(cfg: FinderConfig, run_dir: Path, resume: bool, log) -> Path:
     backgrounds = face_free_photos()
     maker = SceneMaker(train_faces, backgrounds, cfg.size, cfg.seed)
     val_maker = SceneMaker(val_faces, backgrounds, cfg.size, cfg.seed + 1_000_003)
+    val_scenes = [val_maker.scene(i) for i in range(cfg.val_scenes)]  # the same every epoch: made once
+    vx, vy = batch_of(val_scenes)
 
     total = cfg.epochs * cfg.steps
     latest = checkpoints.latest()
@@ -190,9 +193,8 @@ def _train(cfg: FinderConfig, run_dir: Path, resume: bool, log) -> Path:
             if not np.isfinite(loss):
                 raise FacemarkError(f"finder training diverged in epoch {epoch} (loss {loss}); try a lower lr")
             losses.append(loss)
-        vx, vy = make_batch(val_maker, range(cfg.val_scenes))
         val_loss = float(model.evaluate(vx, vy, batch_size=32, verbose=0))
-        counts = validation_counts(model, val_maker, cfg.val_scenes)
+        counts = validation_counts(model, val_scenes, vx)
         minutes = (time.monotonic() - started) / 60
         with open(history, "a") as f:
             f.write(

@@ -34,7 +34,7 @@ class FacePatch:
     side: float
     keypoints: np.ndarray  # (5, 2)
     unsure: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
-    source: str = ""
+    source: str = ""  # its SOURCES name, so a recipe can weight the sources
 
 
 # The data sets the finder learns from (folders under the data root); which faces of each are
@@ -62,7 +62,7 @@ def load_faces(
             if not kp_mask.all():
                 continue
             box = points_box(s.points, s.mask, data.scheme.frame)
-            out.append(_patch(s.image, box, kp, _others(cascade, s.image, box) if cascade else None, s.source))
+            out.append(_patch(s.image, box, kp, _others(cascade, s.image, box) if cascade else None, name))
     return out
 
 
@@ -122,6 +122,7 @@ def save_faces(faces: list[FacePatch], path: Path) -> None:
         keypoints=np.array([f.keypoints for f in faces], np.float32),
         unsure=np.concatenate([f.unsure for f in faces] + [np.zeros((0, 3), np.float32)]),
         unsure_counts=np.array([len(f.unsure) for f in faces], np.int32),
+        sources=np.array([f.source for f in faces], dtype=str),
     )
 
 
@@ -130,6 +131,7 @@ def read_faces(path: Path) -> list[FacePatch]:
         shapes, pixels = z["shapes"], z["pixels"]
         ends = np.cumsum(shapes[:, 0] * shapes[:, 1])
         u_ends = np.cumsum(z["unsure_counts"])
+        sources = z["sources"] if "sources" in z.files else np.full(len(shapes), "")
         return [
             FacePatch(
                 pixels[e - h * w : e].reshape(h, w),
@@ -137,6 +139,7 @@ def read_faces(path: Path) -> list[FacePatch]:
                 float(z["sides"][i]),
                 z["keypoints"][i],
                 z["unsure"][ue - n : ue],
+                str(sources[i]),
             )
             for i, ((h, w), e, ue, n) in enumerate(zip(shapes, ends, u_ends, z["unsure_counts"]))
         ]

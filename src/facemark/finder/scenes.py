@@ -51,10 +51,20 @@ class Scene:
 
 
 class SceneMaker:
-    """Scenes of `size` px from face patches and face-free photos."""
+    """Scenes of `size` px from face patches and face-free photos; `weights` (by source name)
+    makes a source's faces that many times as likely, so a small set (infants) is seen enough."""
 
-    def __init__(self, faces: list[FacePatch], backgrounds: list[np.ndarray], size: int = 256, seed: int = 0):
+    def __init__(
+        self,
+        faces: list[FacePatch],
+        backgrounds: list[np.ndarray],
+        size: int = 256,
+        seed: int = 0,
+        weights: dict[str, float] | None = None,
+    ):
         self.faces, self.backgrounds, self.size, self.seed = faces, backgrounds, size, seed
+        w = np.array([(weights or {}).get(f.source, 1.0) for f in faces], np.float64)
+        self._cumulative = np.cumsum(w / w.sum())
 
     def scene(self, index: int) -> Scene:
         rng = np.random.default_rng([self.seed, index])
@@ -73,10 +83,14 @@ class SceneMaker:
                 lo, hi = side * (0.5 - edge) - side / 2, s - side * (0.5 - edge) + side / 2
                 centre = rng.uniform(min(lo, s / 2), max(hi, s / 2), 2)
                 if all(np.hypot(*(centre - f.centre)) > 0.6 * (side + f.side) for f in faces):
-                    self._paste(rng, canvas, self.faces[rng.integers(len(self.faces))], centre, side, faces, unsure)
+                    self._paste(rng, canvas, self._pick(rng), centre, side, faces, unsure)
                     break
         image = self._photometric(rng, canvas)
         return Scene(image, faces, unsure)
+
+    def _pick(self, rng) -> FacePatch:
+        i = int(np.searchsorted(self._cumulative, rng.random(), side="right"))
+        return self.faces[min(i, len(self.faces) - 1)]
 
     # --- backgrounds and distractors -------------------------------------------------------
     def _background(self, rng) -> np.ndarray:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from facemark import FacemarkError, Landmarker
-from facemark.detection import Calibration, OpenCVDetector, get_detector
+from facemark.detection import Calibration, get_detector
 
 from conftest import face_photo
 
@@ -60,5 +60,14 @@ def test_unknown_and_missing_detectors_fail_in_one_line(monkeypatch):
         get_detector("mediapipe")
 
 
-def test_the_default_detector_is_opencv():
-    assert isinstance(get_detector(), OpenCVDetector)
+def test_every_entry_point_shares_one_default_detector():
+    from facemark.batch.rows import BatchSettings
+    from facemark.cli import build_parser
+    from facemark.defaults import DEFAULT_DETECTOR
+    from facemark.serve.options import ServeOptions
+
+    assert get_detector().name == DEFAULT_DETECTOR
+    parser = build_parser()
+    for argv in (["detect", "x.jpg"], ["batch", "x.jpg", "--out", "o.jsonl"], ["serve"]):
+        assert parser.parse_args(argv).detector == DEFAULT_DETECTOR
+    assert ServeOptions().detector == BatchSettings().detector == DEFAULT_DETECTOR

@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from facemark.defaults import DEFAULT_DETECTOR, DEFAULT_MODEL
 from facemark.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_INPUTS_FAILED, FacemarkError
 
 
@@ -65,10 +66,10 @@ def _number(kind: type, low: float | None = None, high: float | None = None, low
 
 
 _THREADS = _number(int, 1, 1024)
-DETECTOR_HELP = "face detector: opencv (default), dlib or mediapipe"
+DETECTOR_HELP = f"face detector: facemark, opencv, dlib or mediapipe (default {DEFAULT_DETECTOR})"
 
 
-def _model_option(p: argparse.ArgumentParser, default: str | None = "kaggle15") -> None:
+def _model_option(p: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL) -> None:
     p.add_argument(
         "--model",
         default=default,
@@ -82,7 +83,7 @@ def _model_option(p: argparse.ArgumentParser, default: str | None = "kaggle15") 
         help="runtime (default: ONNX when the model has one)",
     )
     p.add_argument("--threads", type=_THREADS, default=None, help="CPU threads (default: all cores)")
-    p.add_argument("--detector", default="opencv", help=DETECTOR_HELP)
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
 
 
 def _min_face_option(p: argparse.ArgumentParser) -> None:
@@ -236,8 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("sources", nargs="+", help="folders (recursive), globs, .txt lists, or .csv/.parquet path columns")
     b.add_argument("--out", required=True, help="the output folder")
     b.add_argument("--engine", choices=["local", "ray"], default="local", help="local processes (default) or Ray Data")
-    b.add_argument("--model", default="kaggle15", help="shipped model name or model folder")
-    b.add_argument("--detector", default="opencv", help=DETECTOR_HELP)
+    b.add_argument("--model", default=DEFAULT_MODEL, help="shipped model name or model folder")
+    b.add_argument("--detector", default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
     _mirror_option(b)
     _min_face_option(b)
     b.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -251,8 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = verbs.add_parser("serve", help="the HTTP API and the live face-filter web page (facemark[serve])")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     s.add_argument("--port", type=_number(int, 0, 65535), default=8000, help="default 8000")
-    s.add_argument("--model", default="kaggle15", help="the default model (clients may pick any shipped one)")
-    s.add_argument("--detector", default="opencv", help=DETECTOR_HELP)
+    s.add_argument("--model", default=DEFAULT_MODEL, help="the default model (clients may pick any shipped one)")
+    s.add_argument("--detector", default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
     s.add_argument("--workers", type=_number(int, 1, 256), default=None, help="inference threads (default: all cores)")
     s.add_argument("--queue", type=_number(int, 0, 10_000), default=64, help="requests that may wait; then 503 (64)")
     s.add_argument("--max-upload-mb", type=_number(float, 0, 1024, True), default=20, help="largest upload (20)")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facemark.defaults import DEFAULT_DETECTOR
 from facemark.errors import FacemarkError
 from facemark.imaging import cv2, to_gray
 
@@ -229,7 +230,6 @@ DETECTORS: dict[str, type[Detector] | object] = {
     "facemark": _finder,
     **{d.name: d for d in (OpenCVDetector, DlibDetector, MediaPipeDetector)},
 }
-DEFAULT_DETECTOR = "opencv"  # until the finder ships (issue 12)
 
 
 def get_detector(name: str | Detector = DEFAULT_DETECTOR) -> Detector:

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from facemark.bundle import CONFIG_NAME, KERAS_NAME, ONNX_NAME, ModelConfig, resolve_model
-from facemark.detection import DEFAULT_DETECTOR, Detector, get_detector
+from facemark.defaults import DEFAULT_DETECTOR, DEFAULT_MODEL
+from facemark.detection import Detector, get_detector
 from facemark.errors import FacemarkError
 from facemark.imaging import (
     CropSpec,
@@ -154,7 +155,7 @@ class Landmarker:
 
     def __init__(
         self,
-        model: str | Path = "kaggle15",
+        model: str | Path = DEFAULT_MODEL,
         backend: str = "auto",
         threads: int | None = None,
         detector: str | Detector = DEFAULT_DETECTOR,

@@ -11,6 +11,7 @@ import numpy as np
 from facemark import __version__
 from facemark.batch.sources import is_uri
 from facemark.bundle import KERAS_NAME, ONNX_NAME, resolve_model
+from facemark.defaults import DEFAULT_DETECTOR, DEFAULT_MODEL
 from facemark.detection import get_detector
 from facemark.errors import FacemarkError
 from facemark.imaging import decode_image, read_bytes
@@ -21,8 +22,8 @@ from facemark.inference import Landmarker
 class BatchSettings:
     """What decides a row: the same settings give the same rows on every engine."""
 
-    model: str = "kaggle15"
-    detector: str = "opencv"
+    model: str = DEFAULT_MODEL
+    detector: str = DEFAULT_DETECTOR
     mirror: bool = False
     min_face: float | None = None
 

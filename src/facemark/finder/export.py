@@ -17,7 +17,7 @@ CONFIG = "finder.json"
 TOLERANCE = 1e-3  # largest map difference between ONNX Runtime and Keras
 
 
-def write_bundle(model, folder: Path, cfg) -> Path:
+def write_bundle(model, folder: Path, cfg, threshold: float = 0.5) -> Path:
     import keras
     import onnx
 
@@ -46,7 +46,9 @@ def write_bundle(model, folder: Path, cfg) -> Path:
         )
         if not diff <= TOLERANCE:
             raise FacemarkError(f"the finder's ONNX export differs from Keras by {diff:.2g}; nothing written")
-        (tmp / CONFIG).write_text(json.dumps({"stride": 8, "width": cfg.width, "trained_size": cfg.size}, indent=2))
+        (tmp / CONFIG).write_text(
+            json.dumps({"stride": 8, "width": cfg.width, "trained_size": cfg.size, "threshold": threshold}, indent=2)
+        )
         for name in (KERAS_NAME, ONNX_NAME, CONFIG):
             os.replace(tmp / name, folder / name)
     return folder

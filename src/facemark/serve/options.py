@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from facemark.defaults import DEFAULT_DETECTOR, DEFAULT_MODEL
+
 
 @dataclass(frozen=True)
 class ServeOptions:
@@ -14,8 +16,8 @@ class ServeOptions:
     `queue` more requests wait for one, and the rest are answered 503 with Retry-After at once.
     """
 
-    model: str = "kaggle15"
-    detector: str = "opencv"
+    model: str = DEFAULT_MODEL
+    detector: str = DEFAULT_DETECTOR
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     queue: int = 64  # requests waiting for a worker beyond those running
     max_upload_bytes: int = 20 << 20

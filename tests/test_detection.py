@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from facemark import FacemarkError, Landmarker
-from facemark.detection import Calibration, get_detector
+from facemark.detection import Calibration, get_detector, iou
 
 from conftest import face_photo
 
@@ -71,3 +71,22 @@ def test_every_entry_point_shares_one_default_detector():
     for argv in (["detect", "x.jpg"], ["batch", "x.jpg", "--out", "o.jsonl"], ["serve"]):
         assert parser.parse_args(argv).detector == DEFAULT_DETECTOR
     assert ServeOptions().detector == BatchSettings().detector == DEFAULT_DETECTOR
+
+
+def test_overlapping_boxes_are_reported_once_best_first():
+    from facemark.detection import FaceBox, _suppress
+
+    a, b = FaceBox(0, 0, 10, 10, 0.9), FaceBox(1, 1, 11, 11, 0.95)  # IoU 0.68: one face
+    far, touching = FaceBox(50, 50, 60, 60, 0.5), FaceBox(8, 0, 18, 10, 0.4)  # IoU 0.11 with a
+    assert _suppress([a, far, b, touching]) == [b, far, touching]
+    grid = [FaceBox(x, y, x + 8, y + 8, (x * 7 + y) % 5 / 5) for x in range(0, 800, 4) for y in range(0, 80, 4)]
+    kept = _suppress(grid)  # 4,000 candidates, half-overlapping neighbours
+    assert 0 < len(kept) < len(grid)
+    k = np.array([b.as_array() for b in kept])
+    ix = np.clip(np.minimum(k[:, None, 2], k[None, :, 2]) - np.maximum(k[:, None, 0], k[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(k[:, None, 3], k[None, :, 3]) - np.maximum(k[:, None, 1], k[None, :, 1]), 0, None)
+    overlap = ix * iy / (2 * 64 - ix * iy)
+    np.fill_diagonal(overlap, 0)
+    assert overlap.max() < 0.3  # no two kept boxes are one face
+    dropped = [g for g in grid if g not in kept]
+    assert all(any(iou(g, q) >= 0.3 for q in kept) for g in dropped[:200])  # each dropped one has its face

@@ -129,3 +129,46 @@ def test_a_second_run_in_the_same_folder_is_refused(tmp_path):
     train_finder(_tiny(tmp_path, epochs=1, steps=1), run, log=lambda line: None)
     with pytest.raises(FacemarkError, match="already holds a run"):
         train_finder(_tiny(tmp_path), run, log=lambda line: None)
+
+
+# --- the detector on images of every awkward kind (an untrained network: any output is fair) ---
+
+
+@pytest.fixture(scope="module")
+def untrained_finder(tmp_path_factory):
+    """A finder with random weights at threshold 0: it reports faces everywhere, so every path
+    from maps to boxes runs on every image."""
+    from facemark.finder.export import write_bundle
+    from facemark.finder.network import build_finder
+    from facemark.finder.runtime import FinderDetector
+    from facemark.finder.training import FinderConfig
+
+    folder = write_bundle(build_finder(0.25), tmp_path_factory.mktemp("finder") / "bundle", FinderConfig(width=0.25))
+    return FinderDetector(folder, threshold=0.0)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.zeros((1, 1), np.uint8),
+        np.zeros((20_000, 20), np.uint8),
+        np.full((20, 20_000), 255, np.uint8),
+        np.full((37, 53, 3), 255, np.uint8),
+        np.zeros((2, 3000, 4), np.uint8),  # alpha
+        (np.arange(64 * 80, dtype=np.uint16).reshape(64, 80) * 13),  # 16-bit
+    ],
+    ids=["1x1", "20000x20", "20x20000", "white", "alpha", "16-bit"],
+)
+def test_any_image_gives_boxes_or_nothing_never_an_exception(untrained_finder, image):
+    from facemark.imaging import as_image
+
+    faces = untrained_finder.detect(as_image(image))
+    assert all(isinstance(f, FaceBox) and np.isfinite(f.as_array()).all() and len(f.keypoints) == 5 for f in faces)
+
+
+def test_a_huge_photo_runs_in_tiles_with_bounded_inputs(untrained_finder, monkeypatch):
+    seen = []
+    run = untrained_finder._run
+    monkeypatch.setattr(untrained_finder, "_run", lambda tile: seen.append(tile.shape) or run(tile))
+    untrained_finder.detect(np.zeros((3000, 4000), np.uint8), min_side=24)  # a 12-MP photo, smallest faces
+    assert len(seen) > 1 and max(max(s) for s in seen) <= 1024

@@ -153,3 +153,31 @@ def test_an_offset_is_measured_in_the_faces_own_frame():
     a, b = corrected(upright, offsets, MTFL5), corrected(turned, offsets, MTFL5)
     np.testing.assert_allclose(a[0, 2], [50.0 - 2.0, 60.0 - 1.0])
     np.testing.assert_allclose(b[0, 2], [100 - 60.0 + 1.0, 50.0 - 2.0])
+
+
+def test_five_point_faces_supervise_an_ibug68_model_through_the_conversion(mtfl_folder, ytf68_like, tmp_path):
+    from facemark.losses import MaskedLandmarkLoss
+    from facemark.training import TrainConfig, prepare_data, train
+
+    cfg = TrainConfig(data=[str(ytf68_like), str(mtfl_folder / "lfw")], scheme="ibug68", epochs=1, batch=8)
+    scheme, tr, va = prepare_data(cfg.resolved())
+    assert scheme.model == IBUG68 and scheme.num_points == 68 + 5
+    both = np.concatenate([tr.points, va.points])
+    present = np.isfinite(both[..., 0])
+    sparse = ~present[:, :68].any(axis=1)
+    assert sparse.sum() == 8 and present[sparse, 68:].all()  # the five marked points, after the 68
+    assert present[~sparse, :68].all() and not present[~sparse, 68:].any()
+    # The loss compares the five with the means the conversion defines (an eye centre: its six points).
+    loss = MaskedLandmarkLoss("l1", derive=scheme.derivation().tolist())
+    pred = np.random.default_rng(0).uniform(0.3, 0.7, (1, 68, 2)).astype(np.float32)
+    truth = np.full((1, 73, 2), np.nan, np.float32)
+    truth[0, 68:] = np.einsum("tk,kc->tc", scheme.derivation()[68:], pred[0])
+    assert float(loss(truth.reshape(1, 1, 1, -1), pred.reshape(1, 1, 1, -1))) < 1e-6
+    moved = pred.copy()
+    moved[0, 36:42, 0] += 0.06  # the right eye's six points, image-right: its centre by 0.06
+    assert float(loss(truth.reshape(1, 1, 1, -1), moved.reshape(1, 1, 1, -1))) == pytest.approx(0.06 / 10, rel=1e-4)
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert result.best_epoch == 1
+    from facemark import Landmarker
+
+    assert Landmarker(tmp_path / "run").scheme == IBUG68  # what ships predicts the 68 points only

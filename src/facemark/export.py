@@ -61,11 +61,9 @@ def _check_crops(config: ModelConfig, data: str | None) -> np.ndarray:
     from facemark.training import TrainConfig, prepare_data
 
     cfg = TrainConfig(data=data, scheme=config.scheme, val_fraction=0.5)
-    _, train_set, _ = prepare_data(cfg)
+    scheme, train_set, _ = prepare_data(cfg)
     idx = np.arange(min(len(train_set), 256))
-    x, _ = make_batch(
-        train_set, idx, config.scheme_obj, config.crop.size, AugmentConfig.none(), np.random.default_rng(0)
-    )
+    x, _ = make_batch(train_set, idx, scheme, config.crop.size, AugmentConfig.none(), np.random.default_rng(0))
     return x
 
 

@@ -22,7 +22,10 @@ class MaskedLandmarkLoss(keras.losses.Loss):
     `nme`: mean over present points of the point distance over the face's inter-ocular distance,
     the benchmark's own error (needs the scheme's `ocular` point indices).
 
-    With every point present, `mse` is exactly the article's mean squared error.
+    With every point present, `mse` is exactly the article's mean squared error. With `derive`
+    (a targets x points matrix, `Scheme.derivation`), targets hold more points than the model
+    predicts: each is compared with the same mean of predicted points, so faces marked in a
+    sparser scheme (mtfl5's pupils for an ibug68 model) supervise through the conversion.
     """
 
     def __init__(
@@ -32,6 +35,7 @@ class MaskedLandmarkLoss(keras.losses.Loss):
         wing_w: float = 4.0,
         wing_eps: float = 1.0,
         ocular: tuple[int, int] | None = None,
+        derive: list[list[float]] | None = None,
         **kwargs,
     ):
         kwargs.setdefault("name", f"masked_{kind}")
@@ -45,8 +49,13 @@ class MaskedLandmarkLoss(keras.losses.Loss):
         self.crop_size = crop_size
         self.wing_w = wing_w
         self.wing_eps = wing_eps
+        self.derive = None if derive is None else [[float(v) for v in row] for row in derive]
 
     def call(self, y_true, y_pred):
+        if self.derive is not None:
+            d = ops.convert_to_tensor(self.derive, dtype=y_pred.dtype)
+            points = ops.reshape(y_pred, (-1, len(self.derive[0]), 2))
+            y_pred = ops.reshape(ops.einsum("tk,nkc->ntc", d, points), (-1, 1, 1, 2 * len(self.derive)))
         present = ops.logical_not(ops.isnan(y_true))
         # Where a target is missing, compare the prediction with itself: zero error, zero gradient.
         target = ops.where(present, y_true, ops.stop_gradient(y_pred))
@@ -89,4 +98,5 @@ class MaskedLandmarkLoss(keras.losses.Loss):
             "crop_size": self.crop_size,
             "wing_w": self.wing_w,
             "wing_eps": self.wing_eps,
+            "derive": self.derive,
         }

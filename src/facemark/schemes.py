@@ -24,10 +24,24 @@ class Scheme:
     # For a scheme too sparse to bound a face: where each point sits in the square face box the
     # crops are built from (centre 0, side 1), so its faces are framed like 68-point ones.
     frame: tuple[tuple[float, float], ...] | None = None
+    # A training scheme (`supervised`): the model scheme it extends, and the sparser schemes
+    # whose points follow the model's own in its targets, each derived from them by CONVERSIONS.
+    base: str | None = None
+    derived: tuple[str, ...] = ()
 
     @property
     def num_points(self) -> int:
         return len(self.point_names)
+
+    @property
+    def model(self) -> Scheme:
+        """The scheme a network trained on these targets predicts (itself, unless a training scheme)."""
+        return SCHEMES[self.base] if self.base else self
+
+    def derivation(self) -> np.ndarray:
+        """(targets, model points) matrix: a prediction's points, then each derived scheme's from them."""
+        base = self.model
+        return np.vstack([np.eye(base.num_points)] + [CONVERSIONS[base.name, d] for d in self.derived])
 
     def flip_permutation(self) -> np.ndarray:
         """Index array that relabels points after a horizontal mirror (left <-> right)."""
@@ -207,14 +221,53 @@ PARTIAL: dict[tuple[str, str], dict[str, str]] = {
 
 def trainable(source: Scheme, target: Scheme) -> bool:
     """Whether faces labelled in `source` can supervise a `target` model (some of its points)."""
+    if target.base:
+        return source.name in target.derived or trainable(source, target.model)
     return convertible(source, target) or (source.name, target.name) in PARTIAL
+
+
+def supervised(model: Scheme, sources: list[Scheme]) -> Scheme:
+    """The scheme a `model`'s training targets are held in when some `sources` mark only points
+    derived from the model's own (mtfl5's eye centre is the mean of ibug68's six eye points):
+    the model's points, then each such source's, so those faces supervise the model through the
+    conversion (the loss derives them from each prediction). `model` itself when none does."""
+    derived = tuple(
+        s.name for s in dict.fromkeys(sources) if not trainable(s, model) and (model.name, s.name) in CONVERSIONS
+    )
+    if not derived:
+        return model
+    names, pairs = list(model.point_names), list(model.flip_pairs)
+    for name in derived:
+        s, k = SCHEMES[name], len(names)
+        names += [f"{name}.{n}" for n in s.point_names]
+        pairs += [(a + k, b + k) for a, b in s.flip_pairs]
+    return Scheme(
+        name="+".join((model.name, *derived)),
+        point_names=tuple(names),
+        flip_pairs=tuple(pairs),
+        ocular=model.ocular,
+        base=model.name,
+        derived=derived,
+    )
 
 
 def training_points(
     points: np.ndarray, mask: np.ndarray, source: Scheme, target: Scheme
 ) -> tuple[np.ndarray, np.ndarray]:
     """(K, 2) points and mask of `source` as `target` training labels: converted where every
-    target point is derivable, else the shared points placed and the others missing (NaN)."""
+    target point is derivable, else the shared points placed and the others missing (NaN); in a
+    training scheme (`supervised`), a derived scheme's faces fill only their own part."""
+    if target.base:
+        out = np.full((target.num_points, 2), np.nan, np.float32)
+        out_mask = np.zeros(target.num_points, bool)
+        if source.name in target.derived:
+            start = target.point_names.index(f"{source.name}.{source.point_names[0]}")
+            part = slice(start, start + source.num_points)
+            out[part], out_mask[part] = np.where(mask[:, None], points, np.nan), mask
+        else:
+            k = target.model.num_points
+            out[:k], out_mask[:k] = training_points(points, mask, source, target.model)
+        return out, out_mask
     if convertible(source, target):
         return convert_points(points, mask, source, target)
     if (source.name, target.name) not in PARTIAL:

@@ -35,7 +35,7 @@ from facemark.losses import LOSSES
 from facemark.metrics import Metrics, compute_metrics
 from facemark.models import ARCHS
 from facemark.readers import Dataset, read_dataset
-from facemark.schemes import Scheme, get_scheme, trainable
+from facemark.schemes import Scheme, get_scheme, supervised, trainable
 from facemark.splits import held_out, split_indices
 
 # Per-architecture recipe defaults. The seed's are the article's: Adam 1e-4, batch 50, MSE,
@@ -154,24 +154,29 @@ SPLITS = ("identity", "source")
 
 
 def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Scheme, FaceCache, FaceCache]:
-    """Read, check, crop once and split: (scheme, train cache, validation cache). Several data
-    sets are cached in the model's scheme and trained on together; a face whose data marks only
-    some of the points (mtfl5's five for kaggle15) supervises only those."""
+    """Read, check, crop once and split: (training scheme, train cache, validation cache).
+    Several data sets are cached in one scheme and trained on together; a face whose data marks
+    only some of the points (mtfl5's five for kaggle15) supervises only those, and one whose
+    points are derived from the model's (mtfl5's for ibug68) supervises through the conversion
+    (`schemes.supervised`; the training scheme's `model` is then what the network predicts)."""
     paths = [cfg.data] if isinstance(cfg.data, str) else list(cfg.data)
     datasets = [dataset] if dataset else [read_dataset(p, cfg.format) for p in paths]
-    scheme = get_scheme(cfg.scheme) if cfg.scheme else datasets[0].scheme
-    if scheme.name not in DEFAULT_CROPS:
+    model = get_scheme(cfg.scheme) if cfg.scheme else datasets[0].scheme
+    if model.name not in DEFAULT_CROPS:
         known = ", ".join(DEFAULT_CROPS)
-        raise FacemarkError(f"models are trained in the {known} schemes, not {scheme.name}; pass --scheme")
+        raise FacemarkError(f"models are trained in the {known} schemes, not {model.name}; pass --scheme")
+    scheme = supervised(model, [ds.scheme for ds in datasets])
     caches, held = [], []
     for ds, path in zip(datasets, paths):
         if not trainable(ds.scheme, scheme):
             where = f" in {path}" if len(paths) > 1 else ""
-            raise FacemarkError(f"scheme {scheme.name} does not match the data ({ds.scheme.name} points{where})")
-        cache = build_cache(ds, scheme, DEFAULT_CROPS[scheme.name])
+            raise FacemarkError(f"scheme {model.name} does not match the data ({ds.scheme.name} points{where})")
+        cache = build_cache(ds, scheme, DEFAULT_CROPS[model.name])
         offsets = (cfg.label_offsets or {}).get(ds.format)
         if offsets:
-            cache = FaceCache(cache.images, corrected(cache.points, offsets, scheme), cache.identities)
+            points = cache.points.copy()
+            points[:, : model.num_points] = corrected(points[:, : model.num_points], offsets, model)
+            cache = FaceCache(cache.images, points, cache.identities)
         caches.append(cache)
         held += [held_out(s) for s in ds.samples]
     cache = caches[0] if len(caches) == 1 else FaceCache.concatenate(caches)
@@ -209,7 +214,8 @@ def _compile(model, cfg: TrainConfig, steps_total: int, scheme: Scheme) -> None:
     lr = cfg.lr
     if cfg.schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=steps_total, alpha=0.01, warmup_target=None)
-    loss = MaskedLandmarkLoss(cfg.loss, ocular=scheme.ocular)
+    derive = scheme.derivation().tolist() if scheme.base else None
+    loss = MaskedLandmarkLoss(cfg.loss, ocular=scheme.ocular, derive=derive)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss)
 
 
@@ -352,7 +358,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     configure_threads(cfg.threads, deterministic=cfg.threads == 1)
 
     scheme, train_set, val_set = prepare_data(cfg)
-    cfg = replace(cfg, scheme=scheme.name)
+    cfg = replace(cfg, scheme=scheme.model.name)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -378,12 +384,15 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
 
     from facemark.models import build_model, load_keras_model
 
-    spec = DEFAULT_CROPS[scheme.name]
+    predicted = scheme.model  # the targets may hold derived points beyond these (prepare_data)
+    k = predicted.num_points
+    spec = DEFAULT_CROPS[predicted.name]
     write_bytes_atomic(run_dir / "config.json", json.dumps(asdict(cfg), indent=2).encode())
     model_config = ModelConfig(
-        cfg.arch, scheme.name, spec, extra={"train": asdict(cfg)}, mirror_offset=cfg.mirror_offset
+        cfg.arch, predicted.name, spec, extra={"train": asdict(cfg)}, mirror_offset=cfg.mirror_offset
     )
-    model_config.box_regressor = fit_box_regressor(train_set, spec)
+    own = FaceCache(train_set.images, train_set.points[:, :k], train_set.identities)
+    model_config.box_regressor = fit_box_regressor(own, spec)
     if all(i is not None for i in val_set.identities):
         model_config.extra["holdout_identities"] = sorted(set(val_set.identities))
 
@@ -398,7 +407,7 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
         history = [EpochRecord(**h) for h in state["history"]]
         best_score, best_epoch, start = state["best_score"], state["best_epoch"], state["epoch"]
     else:
-        model = build_model(cfg.arch, scheme.num_points, spec.size, cfg.width)
+        model = build_model(cfg.arch, k, spec.size, cfg.width)
         _compile(model, cfg, steps * cfg.epochs, scheme)
 
     ranges = {k: v for k, v in (("shift", cfg.aug_shift), ("scale", cfg.aug_scale)) if v is not None}
@@ -406,7 +415,7 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
     x_val, y_val = make_batch(
         val_set, np.arange(len(val_set)), scheme, spec.size, AugmentConfig.none(), np.random.default_rng(0)
     )
-    gt_val = y_val.reshape(len(val_set), -1, 2) * spec.size
+    gt_val = y_val.reshape(len(val_set), -1, 2)[:, :k] * spec.size
 
     def batch(epoch: int, b: int, order: np.ndarray):
         rng = np.random.default_rng([cfg.seed, epoch, b])
@@ -434,7 +443,7 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
                         raise _diverged(f"loss {losses[-1]} at batch {b + 1}", epoch + 1, checkpoints, cfg)
                     bar.update(1)
                     bar.set_postfix(loss=f"{np.mean(losses):.5f}")
-                metrics = compute_metrics(predict_points(model, x_val), gt_val, scheme)
+                metrics = compute_metrics(predict_points(model, x_val), gt_val, predicted)
                 bar.set_postfix(
                     loss=f"{np.mean(losses):.5f}", val_rmse=f"{metrics.rmse_96:.3f}", val_nme=f"{metrics.nme_io:.2f}"
                 )

@@ -181,3 +181,16 @@ def test_five_point_faces_supervise_an_ibug68_model_through_the_conversion(mtfl_
     from facemark import Landmarker
 
     assert Landmarker(tmp_path / "run").scheme == IBUG68  # what ships predicts the 68 points only
+
+
+def test_five_measured_offsets_spread_to_every_ibug68_point_from_its_own_region():
+    from facemark.conventions import spread
+
+    measured = {n: (float(i), 10.0 * i) for i, n in enumerate(MTFL5.point_names)}  # distinct per point
+    offsets = spread(measured, IBUG68)
+    assert set(offsets) == set(IBUG68.point_names)
+    names = IBUG68.point_names
+    assert offsets[names[37]] == list(measured["right_eye_center"])  # an eye contour point: its eye's
+    assert offsets[names[30]] == list(measured["nose_tip"])
+    assert offsets[names[48]] == list(measured["mouth_right_corner"])
+    assert offsets[names[8]] == [3.5, 35.0]  # the chin: both mouth corners' mean

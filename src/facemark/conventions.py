@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from facemark.schemes import CONVERSIONS, MTFL5, Scheme
+from facemark.schemes import CONVERSIONS, IBUG68, MTFL5, Scheme
 
-# kaggle15 points with no human-marked counterpart in mtfl5 -> the measured points they follow.
+# Points with no human-marked counterpart in mtfl5 -> the measured points they follow.
 NEAREST = {
     "left_eye_inner_corner": ["left_eye_center"],
     "left_eye_outer_corner": ["left_eye_center"],
@@ -26,6 +26,24 @@ NEAREST = {
     "mouth_center_top_lip": ["mouth_left_corner", "mouth_right_corner"],
     "mouth_center_bottom_lip": ["mouth_left_corner", "mouth_right_corner"],
 }
+_MOUTH = ["mouth_left_corner", "mouth_right_corner"]
+# ibug68 points by region (0-based; the jaw runs from the subject's right temple to the left).
+_IBUG_REGIONS = (
+    (range(0, 3), ["right_eye_center"]),
+    (range(3, 7), ["mouth_right_corner"]),
+    (range(7, 10), _MOUTH),
+    (range(10, 14), ["mouth_left_corner"]),
+    (range(14, 17), ["left_eye_center"]),
+    (range(17, 22), ["right_eye_center"]),  # right brow
+    (range(22, 27), ["left_eye_center"]),
+    (range(27, 36), ["nose_tip"]),
+    (range(36, 42), ["right_eye_center"]),
+    (range(42, 48), ["left_eye_center"]),
+    ((48, 49, 50, 58, 59, 60, 61, 67), ["mouth_right_corner"]),
+    ((51, 57, 62, 66), _MOUTH),
+    ((52, 53, 54, 55, 56, 63, 64, 65), ["mouth_left_corner"]),
+)
+NEAREST.update({IBUG68.point_names[i]: measured for points, measured in _IBUG_REGIONS for i in points})
 
 
 def spread(measured: dict[str, tuple[float, float]], scheme: Scheme) -> dict[str, list[float]]:

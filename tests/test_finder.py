@@ -172,3 +172,15 @@ def test_a_huge_photo_runs_in_tiles_with_bounded_inputs(untrained_finder, monkey
     monkeypatch.setattr(untrained_finder, "_run", lambda tile: seen.append(tile.shape) or run(tile))
     untrained_finder.detect(np.zeros((3000, 4000), np.uint8), min_side=24)  # a 12-MP photo, smallest faces
     assert len(seen) > 1 and max(max(s) for s in seen) <= 1024
+
+
+def test_a_scene_that_fails_to_build_stops_training_instead_of_hanging_it():
+    from facemark.finder.training import _Batches
+
+    class Broken:
+        def scene(self, index):
+            raise OverflowError("bad scene")
+
+    batches = _Batches(Broken(), batch=2, first_step=0, last_step=3)
+    with pytest.raises(OverflowError, match="bad scene"):
+        batches.get()

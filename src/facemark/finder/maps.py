@@ -7,7 +7,7 @@ around the 68 iBUG points), so the finder feeds every landmark model without a c
 
 Training targets are CenterNet-style: a Gaussian bump per face (exactly 1 in the centre's cell),
 regression targets on the cells near each centre, weighted by the bump, and a weight map that
-switches the score loss off where a face is too small to learn or may be unlabelled.
+switches the score loss off where a face is outside the band of sizes learnt or may be unlabelled.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ CHANNELS = 4 + 2 * KEYPOINTS  # score logit, centre offset (2), log side, keypoi
 TARGETS = 3 + CHANNELS - 1  # heat, regression weight, score weight, then the 13 regression targets
 PRIOR_LOGIT = -4.6  # sigmoid ~ 0.01: almost every cell is background, so the score starts there
 MIN_SIDE = 16.0  # px: smaller faces are neither taught as faces nor as background
+# px: larger faces are found at a coarser level of the photo's pyramid (runtime.py), so the
+# network learns one band of sizes well; in training they carry no score loss at their centre.
+MAX_SIDE = 96.0
 REGRESS_FROM = 0.3  # cells whose bump is at least this learn the face's geometry
 
 
@@ -50,7 +53,7 @@ def encode(faces: list[Face], unsure: list[Face], shape: tuple[int, int]) -> np.
     owner = np.zeros((gh, gw), np.float32)  # the largest bump so far: a cell learns its nearest face
     for face in faces:
         cx, cy = _cell(face.centre)
-        if face.side < MIN_SIDE:
+        if not MIN_SIDE <= face.side <= MAX_SIDE:
             _unsure(out, cx, cy, face.side)
             continue
         s = sigma_cells(face.side)

@@ -1,9 +1,10 @@
 """The finder as a `Detector`: the shipped ONNX network on ONNX Runtime, one thread, no TensorFlow.
 
-A photo runs at a scale chosen from its size and the smallest face asked for: the network finds
-boxes from FIND_SIDE px at its input, so a photo is shrunk only as far as keeps its smallest
-wanted face that large, and never enlarged. Inputs past TILE px a side run as overlapping tiles
-beside one coarse pass for the large faces, so time and memory stay bounded for any photo.
+The network finds faces in one band of sizes (FIND_SIDE to MAX_SIDE px at its input), so a
+photo runs as a pyramid: first shrunk only as far as keeps its smallest wanted face FIND_SIDE px
+(never enlarged), then LEVEL_STEP times smaller per level until a face filling the photo fits
+the band. The levels past the first cost a tenth of it together. A first level past TILE px a
+side runs as overlapping tiles, so time and memory stay bounded for any photo.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import numpy as np
 
 from facemark.detection import Detector, FaceBox
 from facemark.errors import FacemarkError
-from facemark.finder.maps import decode
+from facemark.finder.maps import MAX_SIDE, decode
 from facemark.imaging import cv2, to_gray
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "finder"
 FIND_SIDE = 24.0  # px at the network's input: the smallest box it finds reliably
 DEFAULT_SMALLEST = 0.06  # without min_side: faces down to this share of the shorter side (>= 32 px)
 SMALLEST_PX = 32.0
-COARSE_SIDE = 320  # px: the long side of the pass that finds large faces
+LEVEL_STEP = 3.0  # each pyramid level this much smaller: the band (24-96 px) overlaps itself
 TILE = 1024  # px: inputs larger than this run in tiles
 OVERLAP = 192  # px: tiles overlap by this, so a face the fine pass is for lies wholly in one
 ALIGN = 32  # the network's input sides are multiples of this
@@ -70,8 +71,9 @@ class FinderDetector(Detector):
         smallest = min_side or max(SMALLEST_PX, DEFAULT_SMALLEST * min(h, w))
         scale = min(1.0, FIND_SIDE / smallest)
         faces = self._at_scale(gray, scale)
-        if max(h, w) * scale > TILE:  # the tiles cover small faces; large ones need the whole view
-            faces += self._at_scale(gray, COARSE_SIDE / max(h, w))
+        while min(h, w) * scale > MAX_SIDE:  # a face as large as the photo is not yet in the band
+            scale /= LEVEL_STEP
+            faces += self._at_scale(gray, scale)
         return faces
 
     def _at_scale(self, gray: np.ndarray, scale: float) -> list[FaceBox]:

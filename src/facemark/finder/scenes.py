@@ -2,7 +2,8 @@
 
 Why synthetic: the labelled photos hold one mostly upright face each, at one size; a detector
 trained on them as they are learns exactly that. A scene here holds 0-6 faces at rolls over the
-whole circle, boxes from MIN_SIDE px to larger than the image, some cut by its edge, pasted with
+whole circle, boxes mostly from MIN_SIDE to MAX_SIDE px (larger ones at times, taught as neither
+face nor background: the runtime's pyramid finds them smaller), some cut by its edge, pasted with
 hard or soft edges beside distractor pastes of face-free texture (so an edge never means
 "face"), over photos without people and generated textures, then blurred, noised, JPEG'd and
 relit. Every scene is a function of (seed, index), so a resumed run sees the same data.
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facemark.finder.faces import FacePatch
-from facemark.finder.maps import MIN_SIDE, Face
+from facemark.finder.maps import MAX_SIDE, MIN_SIDE, Face
 from facemark.imaging import cv2
 
 # skimage's data photos that show no person (the astronaut, the cameraman and the LFW faces do),
@@ -77,8 +78,13 @@ class SceneMaker:
         n = rng.choice([0, 1, 1, 1, 2, 2, 3, 4, 6])
         big = s * (1.3 if n <= 1 else 0.9 / np.sqrt(n))
         for _ in range(n):
+            # Mostly the band the network learns (a little past both ends), sometimes a face too
+            # large for it: a coarser pyramid level finds that one, so here its parts are background.
+            least, most = MIN_SIDE * 0.8, min(MAX_SIDE * 1.1, big)
+            if rng.random() < 0.1:
+                least, most = MAX_SIDE * 1.2, max(MAX_SIDE * 1.3, s * 1.5)
             for _try in range(4):
-                side = float(np.exp(rng.uniform(np.log(MIN_SIDE * 0.8), np.log(big))))
+                side = float(np.exp(rng.uniform(np.log(least), np.log(most))))
                 edge = 0.15 if rng.random() < 0.2 else -0.05  # some faces cut by the image's edge
                 lo, hi = side * (0.5 - edge) - side / 2, s - side * (0.5 - edge) + side / 2
                 centre = rng.uniform(min(lo, s / 2), max(hi, s / 2), 2)

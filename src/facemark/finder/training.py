@@ -81,11 +81,17 @@ class _Batches:
         self.thread.start()
 
     def _fill(self, first: int, last: int) -> None:
-        for step in range(first, last):
-            self.q.put(make_batch(self.maker, range(step * self.batch, (step + 1) * self.batch)))
+        try:
+            for step in range(first, last):
+                self.q.put(make_batch(self.maker, range(step * self.batch, (step + 1) * self.batch)))
+        except BaseException as exc:  # handed to the training loop: a dead thread must not hang it
+            self.q.put(exc)
 
     def get(self):
-        return self.q.get()
+        item = self.q.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
 
 def make_batch(maker: SceneMaker, indices) -> tuple[np.ndarray, np.ndarray]:
@@ -101,8 +107,8 @@ def batch_of(scenes: list) -> tuple[np.ndarray, np.ndarray]:
 
 def validation_counts(scenes: list, maps: np.ndarray, threshold: float = 0.5) -> dict:
     """Recall and false detections on held-out `scenes` from the network's `maps` of them
-    (faces of at least 24 px count)."""
-    from facemark.finder.maps import decode
+    (faces from 24 px to MAX_SIDE count; others found are not false)."""
+    from facemark.finder.maps import MAX_SIDE, decode
 
     found = total = false = 0
     size = scenes[0].image.shape[0] if scenes else 0
@@ -111,7 +117,7 @@ def validation_counts(scenes: list, maps: np.ndarray, threshold: float = 0.5) ->
         used = np.zeros(len(scores), bool)
         for f in scene.faces:
             inside = 0 <= f.centre[0] < size and 0 <= f.centre[1] < size
-            if f.side < 24 or not inside:
+            if not 24 <= f.side <= MAX_SIDE or not inside:
                 continue
             total += 1
             d = np.hypot(*(centres - f.centre).T) / f.side if len(scores) else np.zeros(0)
@@ -119,7 +125,7 @@ def validation_counts(scenes: list, maps: np.ndarray, threshold: float = 0.5) ->
             if ok.any():
                 used[np.argmax(ok)] = True
                 found += 1
-        unlabelled = scene.unsure + [f for f in scene.faces if f.side < 24]
+        unlabelled = scene.unsure + [f for f in scene.faces if not 24 <= f.side <= MAX_SIDE]
         for c in centres[~used]:
             false += not any(np.hypot(*(np.array(u.centre) - c)) < 0.5 * u.side for u in unlabelled)
     return {"recall": found / max(total, 1), "false_per_scene": false / max(len(scenes), 1), "faces": total}

@@ -34,10 +34,18 @@ def build_finder(width: float = 1.0) -> keras.Model:
     x = _up_merge(x, s8, w[2], "u8")
     x = _separable(x, w[2], 1, "head")
     # One branch per task, each with features of its own: through the shared ReLU features alone,
-    # face centres came out where features are zero and the score could only learn slowly.
-    score = L.Conv2D(w[2], 3, padding="same", activation="relu", name="score_conv")(x)
+    # face centres came out where features are zero and the score could only learn slowly. Each
+    # branch normalises before its ReLU: without, every geometry unit died early in training
+    # (0 of 32 ever positive) and box sizes and keypoints came out constant.
+    score = _branch(x, w[2], "score")
     score = L.Conv2D(1, 1, bias_initializer=keras.initializers.Constant(PRIOR_LOGIT), name="score")(score)
-    geometry = L.Conv2D(w[2], 3, padding="same", activation="relu", name="geometry_conv")(x)
+    geometry = _branch(x, w[2], "geometry")
     geometry = L.Conv2D(CHANNELS - 1, 1, name="geometry")(geometry)
     outputs = L.Concatenate(name="maps")([score, geometry])
     return keras.Model(inputs, outputs, name="finder")
+
+
+def _branch(x, width: int, name: str):
+    x = L.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = L.BatchNormalization(name=f"{name}_bn")(x)
+    return L.ReLU(name=f"{name}_relu")(x)

@@ -167,16 +167,18 @@ def nme(t: np.ndarray, f: np.ndarray) -> float:
     return float(np.linalg.norm(f - t, axis=1).mean() / np.hypot(*(t[1] - t[0])))
 
 
+TO_FIVE = [KAGGLE15.point_names.index(n) for n in MTFL5.point_names]
+
+
 def ours(cases: list[Case], landmarker: Landmarker) -> tuple[list, list, list]:
     """facemark's pipeline (5 points) and detector alone (eye keypoints) on every case, with ms."""
-    to_five = [KAGGLE15.point_names.index(n) for n in MTFL5.point_names]
     pipeline, alone, ms = [], [], []
     for c in cases:
         gray = cv2.cvtColor(c.image, cv2.COLOR_BGR2GRAY)
         t = time.perf_counter()
         faces = landmarker.detect(c.image)
         ms.append((time.perf_counter() - t) * 1000)
-        pipeline.append([f.points[to_five] for f in faces])
+        pipeline.append([f.points[TO_FIVE] for f in faces])
         alone.append([np.array(b.keypoints) for b in landmarker.detector.detect(gray)])
     return pipeline, alone, ms
 
@@ -256,6 +258,7 @@ def main() -> None:
     ap.add_argument("--finder", default=None, help="a finder bundle folder (default: the shipped one)")
     ap.add_argument("--model", default="kaggle15")
     ap.add_argument("--limit", type=int, default=200, help="held-out faces per source")
+    ap.add_argument("--opencv", action="store_true", help="also the pipeline behind OpenCV's cascade")
     a = ap.parse_args()
     from facemark.finder.runtime import FinderDetector
 
@@ -263,6 +266,9 @@ def main() -> None:
     cases = build_cases(a.limit)
     pipeline, alone, ms = ours(cases, landmarker)
     tools = {"facemark pipeline": pipeline, "facemark detector": alone}
+    if a.opencv:  # the pipeline as it was before the finder: OpenCV's cascade in front
+        cascade = Landmarker(a.model, threads=1, detector="opencv")
+        tools["opencv pipeline"] = [[f.points[TO_FIVE] for f in cascade.detect(c.image)] for c in cases]
     if a.mediapipe_python:
         got = theirs(cases, a.mediapipe_python)
         tools["MediaPipe detection"] = [g["detection"] for g in got]

@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facemark.defaults import DEFAULT_DETECTOR
 from facemark.evaluation import signed_offsets
 from facemark.inference import Landmarker
 from facemark.readers import read_dataset
@@ -63,8 +64,8 @@ def pick(truth: np.ndarray, found: list[np.ndarray]) -> np.ndarray | None:
     return best
 
 
-def ours(model: str, paths: list[str]) -> list[list[np.ndarray]]:
-    lm = Landmarker(model, detector="opencv")
+def ours(model: str, paths: list[str], detector: str) -> list[list[np.ndarray]]:
+    lm = Landmarker(model, detector=detector)
     to5 = CONVERSIONS[lm.scheme.name, MTFL5.name]
     return [[to5 @ f.points for f in lm.detect(p)] for p in paths]
 
@@ -117,13 +118,16 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="kaggle15", help="comma-separated facemark models (names or run folders)")
     p.add_argument("--mediapipe-python", default=None, help="python of a venv with mediapipe==0.10.21")
+    p.add_argument("--detectors", default=DEFAULT_DETECTOR, help="comma-separated detectors in front of ours")
     p.add_argument("--json", default=None, help="also write every figure here")
     a = p.parse_args()
     results: dict[str, dict] = {}
     for title, folder in SETS.items():
         faces = faces_of(folder)
         paths, truths = [f[0] for f in faces], [f[1] for f in faces]
-        tools = {f"facemark {m}": ours(m, paths) for m in a.models.split(",")}
+        tools = {
+            f"facemark {m} ({d})": ours(m, paths, d) for m in a.models.split(",") for d in a.detectors.split(",")
+        }
         tools["dlib (HOG + 68 points)"] = dlib_faces(paths)
         tools["MediaPipe face mesh"] = mediapipe_faces(paths, a.mediapipe_python)
         results[title] = {name: figures(truths, got) for name, got in tools.items() if got is not None}

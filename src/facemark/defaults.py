@@ -2,4 +2,4 @@
 imports, so the CLI can show them without loading numpy or OpenCV and they never drift apart."""
 
 DEFAULT_MODEL = "kaggle15"
-DEFAULT_DETECTOR = "opencv"  # until the finder ships (issue 12)
+DEFAULT_DETECTOR = "facemark"  # the finder (facemark.finder): any roll, small faces, no TensorFlow

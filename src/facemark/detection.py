@@ -1,8 +1,8 @@
 """Face detectors behind one small interface, picked by name.
 
-`opencv` (the default) is OpenCV's frontal-face Haar cascade, bundled with the OpenCV wheel: it
-installs offline and downloads nothing. `facemark` is facemark's own network (`facemark.finder`,
-any roll, five keypoints per face), usable once its trained network is in the package. `dlib`
+`facemark` (the default, `facemark.defaults`) is facemark's own network (`facemark.finder`:
+any roll, small faces, five keypoints per face, ONNX Runtime only). `opencv` is OpenCV's
+frontal-face Haar cascade, bundled with the OpenCV wheel (the default before the finder). `dlib`
 (HOG) and `mediapipe` (BlazeFace) are adapters for detectors a user may already have; asking for
 one that is not installed is one clear error.
 
@@ -248,8 +248,7 @@ DETECTORS: dict[str, type[Detector] | object] = {
 
 
 def get_detector(name: str | Detector = DEFAULT_DETECTOR) -> Detector:
-    """A detector by name (or pass one through): opencv (the default), dlib, mediapipe, or
-    facemark (the finder: only once its trained network is in the package)."""
+    """A detector by name (or pass one through): facemark (the default), opencv, dlib or mediapipe."""
     if isinstance(name, Detector):
         return name
     if name not in DETECTORS:

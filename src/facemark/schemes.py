@@ -226,13 +226,19 @@ def trainable(source: Scheme, target: Scheme) -> bool:
     return convertible(source, target) or (source.name, target.name) in PARTIAL
 
 
+# Which sparser schemes may supervise a model through its conversion (CONVERSIONS keys):
+# mtfl5's photos are framed like 68-point faces; kaggle15's data are ready-made crops framed
+# for kaggle15 models only.
+THROUGH = {("ibug68", "mtfl5")}
+
+
 def supervised(model: Scheme, sources: list[Scheme]) -> Scheme:
     """The scheme a `model`'s training targets are held in when some `sources` mark only points
     derived from the model's own (mtfl5's eye centre is the mean of ibug68's six eye points):
     the model's points, then each such source's, so those faces supervise the model through the
     conversion (the loss derives them from each prediction). `model` itself when none does."""
     derived = tuple(
-        s.name for s in dict.fromkeys(sources) if not trainable(s, model) and (model.name, s.name) in CONVERSIONS
+        s.name for s in dict.fromkeys(sources) if not trainable(s, model) and (model.name, s.name) in THROUGH
     )
     if not derived:
         return model

@@ -269,7 +269,7 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
     async def detect(
         request: Request,
         model: str | None = Query(None, description="a shipped model (GET /v1/models)"),
-        detector: str | None = Query(None, description="opencv, dlib or mediapipe (those installed)"),
+        detector: str | None = Query(None, description="facemark, opencv, dlib or mediapipe (those installed)"),
         mirror: bool = Query(False, description="average each face with its mirror image"),
     ):
         """Every face in the image: boxes and landmarks in its pixels, left to right."""

@@ -125,9 +125,7 @@ def main() -> int:
     for title, folder in SETS.items():
         faces = faces_of(folder)
         paths, truths = [f[0] for f in faces], [f[1] for f in faces]
-        tools = {
-            f"facemark {m} ({d})": ours(m, paths, d) for m in a.models.split(",") for d in a.detectors.split(",")
-        }
+        tools = {f"facemark {m} ({d})": ours(m, paths, d) for m in a.models.split(",") for d in a.detectors.split(",")}
         tools["dlib (HOG + 68 points)"] = dlib_faces(paths)
         tools["MediaPipe face mesh"] = mediapipe_faces(paths, a.mediapipe_python)
         results[title] = {name: figures(truths, got) for name, got in tools.items() if got is not None}

@@ -105,10 +105,16 @@ def batch_of(scenes: list) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+COUNTED_FROM = 24.0  # px: smaller held-out faces are neither counted nor false when found
+
+
 def validation_counts(scenes: list, maps: np.ndarray, threshold: float = 0.5) -> dict:
     """Recall and false detections on held-out `scenes` from the network's `maps` of them
-    (faces from 24 px to MAX_SIDE count; others found are not false)."""
+    (faces from COUNTED_FROM px to MAX_SIDE count; others found are not false)."""
     from facemark.finder.maps import MAX_SIDE, decode
+
+    def counted(f) -> bool:
+        return COUNTED_FROM <= f.side <= MAX_SIDE
 
     found = total = false = 0
     size = scenes[0].image.shape[0] if scenes else 0
@@ -117,7 +123,7 @@ def validation_counts(scenes: list, maps: np.ndarray, threshold: float = 0.5) ->
         used = np.zeros(len(scores), bool)
         for f in scene.faces:
             inside = 0 <= f.centre[0] < size and 0 <= f.centre[1] < size
-            if not 24 <= f.side <= MAX_SIDE or not inside:
+            if not counted(f) or not inside:
                 continue
             total += 1
             d = np.hypot(*(centres - f.centre).T) / f.side if len(scores) else np.zeros(0)
@@ -125,7 +131,7 @@ def validation_counts(scenes: list, maps: np.ndarray, threshold: float = 0.5) ->
             if ok.any():
                 used[np.argmax(ok)] = True
                 found += 1
-        unlabelled = scene.unsure + [f for f in scene.faces if not 24 <= f.side <= MAX_SIDE]
+        unlabelled = scene.unsure + [f for f in scene.faces if not counted(f)]
         for c in centres[~used]:
             false += not any(np.hypot(*(np.array(u.centre) - c)) < 0.5 * u.side for u in unlabelled)
     return {"recall": found / max(total, 1), "false_per_scene": false / max(len(scenes), 1), "faces": total}

@@ -3,7 +3,8 @@
 The network finds faces in one band of sizes (FIND_SIDE to MAX_SIDE px at its input), so a
 photo runs as a pyramid: first shrunk only as far as keeps its smallest wanted face FIND_SIDE px
 (never enlarged), then LEVEL_STEP times smaller per level until a face filling the photo fits
-the band. The levels past the first cost a tenth of it together. A first level past TILE px a
+the band. Each level is shrunk from the one before, and the levels past the
+first cost a tenth of it together. A first level past TILE px a
 side runs as overlapping tiles, so time and memory stay bounded for any photo.
 """
 
@@ -69,27 +70,25 @@ class FinderDetector(Detector):
         if h < 2 or w < 2:
             return []
         smallest = min_side or max(SMALLEST_PX, DEFAULT_SMALLEST * min(h, w))
-        scale = min(1.0, FIND_SIDE / smallest)
-        faces = self._at_scale(gray, scale)
-        while min(h, w) * scale > MAX_SIDE:  # a face as large as the photo is not yet in the band
-            scale /= LEVEL_STEP
-            faces += self._at_scale(gray, scale)
+        level, to_photo = _shrunk(gray, min(1.0, FIND_SIDE / smallest), (1.0, 0.0, 1.0, 0.0))
+        faces = self._at_level(level, to_photo)
+        while min(level.shape) > MAX_SIDE:  # a face as large as the photo is not yet in the band
+            level, to_photo = _shrunk(level, 1 / LEVEL_STEP, to_photo)  # from the last level: a third the cost
+            faces += self._at_level(level, to_photo)
         return faces
 
-    def _at_scale(self, gray: np.ndarray, scale: float) -> list[FaceBox]:
-        h, w = gray.shape
-        new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-        small = gray if (new_w, new_h) == (w, h) else cv2.resize(gray, (new_w, new_h), interpolation=cv2.INTER_AREA)
-        fx, fy = w / new_w, h / new_h  # area resize maps pixel centres as x = f * x' + (f - 1) / 2
+    def _at_level(self, level: np.ndarray, to_photo: tuple[float, float, float, float]) -> list[FaceBox]:
+        """Faces in one pyramid level, mapped to the photo by `to_photo` (x = ax * x' + bx, y likewise)."""
+        ax, bx, ay, by = to_photo
         out = []
-        for x0, y0, tile in _tiles(small):
+        for x0, y0, tile in _tiles(level):
             scores, centres, sides, keypoints = decode(self._run(tile), self.threshold)
             centres += (x0, y0)
             keypoints += (x0, y0)
             for s, (cx, cy), side, kp in zip(scores, centres, sides, keypoints):
-                cx, cy = fx * cx + (fx - 1) / 2, fy * cy + (fy - 1) / 2
-                half = side * (fx + fy) / 4
-                kp = [(fx * x + (fx - 1) / 2, fy * y + (fy - 1) / 2) for x, y in kp]
+                cx, cy = ax * cx + bx, ay * cy + by
+                half = side * (ax + ay) / 4
+                kp = [(ax * x + bx, ay * y + by) for x, y in kp]
                 out.append(FaceBox(cx - half, cy - half, cx + half, cy + half, float(s), tuple(kp)))
         return out
 
@@ -103,6 +102,19 @@ class FinderDetector(Detector):
 
     def _near_size(self, window: np.ndarray, side: float) -> list[FaceBox]:
         return [b for b in self.detect(window, min_side=side * 0.6) if b.side < side * 1.6]
+
+
+def _shrunk(image: np.ndarray, scale: float, to_photo: tuple[float, float, float, float]):
+    """`image` area-resized by `scale` (never enlarged) and the new level's map to the photo: an area
+    resize by f maps pixel centres as x = f * x' + (f - 1) / 2, composed with the level's own map."""
+    h, w = image.shape
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    if (new_w, new_h) == (w, h):
+        return image, to_photo
+    small = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    fx, fy = w / new_w, h / new_h
+    ax, bx, ay, by = to_photo
+    return small, (ax * fx, ax * (fx - 1) / 2 + bx, ay * fy, ay * (fy - 1) / 2 + by)
 
 
 def _tiles(image: np.ndarray):

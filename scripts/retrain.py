@@ -2,6 +2,7 @@
 
     python scripts/retrain.py kaggle15 [--data ../shared/data/ytf68] [--run runs/kaggle15]
     python scripts/retrain.py finder [--data ../shared/data] [--max-minutes M]
+    python scripts/retrain.py ibug68 --recipe configs/ibug68-human.json --no-ship   # a candidate recipe
 
 Trains with configs/NAME.json (deterministic for its seed; bit-identical only with --threads 1),
 exports the checked ONNX runtime file, and replaces src/facemark/weights/NAME/. A run folder that
@@ -20,12 +21,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def recipe(name: str, data: str, threads: int | None = None):
-    """The shipped recipe as a TrainConfig; its one thread (what makes it bit-reproducible) is
-    replaced only by an explicit `threads`."""
+def recipe_path(name: str, path: str | None = None) -> Path:
+    """configs/NAME.json, the recipe of the shipped model, unless a candidate's file is given."""
+    return Path(path) if path else ROOT / "configs" / f"{name}.json"
+
+
+def recipe(name: str, data: str, threads: int | None = None, path: str | None = None):
+    """A recipe as a TrainConfig; its one thread (what makes it bit-reproducible) is replaced
+    only by an explicit `threads`."""
     from facemark.training import TrainConfig
 
-    saved = json.loads((ROOT / "configs" / f"{name}.json").read_text())
+    saved = json.loads(recipe_path(name, path).read_text())
     if isinstance(saved.get("data"), list):  # several data sets, named under the shared data folder
         data = [str(Path(data) / d) for d in saved["data"]]
     return TrainConfig.from_dict({**saved, "data": data, **({} if threads is None else {"threads": threads})})
@@ -39,13 +45,14 @@ def main() -> int:
         default=None,
         help="ytf68 for a one-source recipe, the shared data folder for one naming several (default: ../shared/data)",
     )
+    p.add_argument("--recipe", default=None, help="recipe file (default configs/NAME.json, the shipped model's)")
     p.add_argument("--run", default=None, help="run folder (default runs/NAME)")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: the recipe's, 1)")
     p.add_argument("--no-ship", action="store_true", help="train only; leave the package alone")
     p.add_argument("--max-minutes", type=float, default=None, help="finder: stop after this long (resume later)")
     a = p.parse_args()
     if a.data is None:
-        many = isinstance(json.loads((ROOT / "configs" / f"{a.name}.json").read_text()).get("data"), list)
+        many = isinstance(json.loads(recipe_path(a.name, a.recipe).read_text()).get("data"), list)
         a.data = str(ROOT.parent / "shared" / "data" / ("" if many or a.name == "finder" else "ytf68"))
     if a.name == "finder":
         return retrain_finder(a)
@@ -57,7 +64,8 @@ def main() -> int:
 
     run = Path(a.run or ROOT / "runs" / a.name)
     try:
-        result = train(recipe(a.name, a.data, a.threads), run, resume=(run / "checkpoints" / "latest").exists())
+        cfg = recipe(a.name, a.data, a.threads, a.recipe)
+        result = train(cfg, run, resume=(run / "checkpoints" / "latest").exists())
         print(f"best epoch {result.best_epoch}: {result.best.to_dict() if result.best else None}")
         if a.no_ship:
             return 0
@@ -88,7 +96,7 @@ def retrain_finder(a: argparse.Namespace) -> int:
     from facemark.errors import FacemarkError
     from facemark.finder.training import FinderConfig, log_to, train_finder
 
-    saved = json.loads((ROOT / "configs" / "finder.json").read_text())
+    saved = json.loads(recipe_path("finder", a.recipe).read_text())
     threads = {} if a.threads is None else {"threads": a.threads}
     cfg = FinderConfig(**{**saved, "data": a.data, "max_minutes": a.max_minutes, **threads})
     run = Path(a.run or ROOT / "runs" / "finder")

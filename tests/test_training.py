@@ -103,3 +103,7 @@ def test_retrain_keeps_the_recipes_single_thread_unless_told():
     spec.loader.exec_module(retrain)
     assert retrain.recipe("kaggle15", "data").threads == 1
     assert retrain.recipe("kaggle15", "data", threads=2).threads == 2
+    candidate = retrain.ROOT / "configs" / "ibug68-human.json"  # a recipe file other than the shipped one's
+    assert retrain.recipe("ibug68", "data").data == "data"
+    sources = retrain.recipe("ibug68", "data", path=str(candidate)).data
+    assert sources == ["data/ytf68", "data/mtfl5", "data/infanface-train"]

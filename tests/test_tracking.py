@@ -53,12 +53,12 @@ def test_smoothing_steadies_a_still_face_in_noisy_frames(landmarker):
     rng = np.random.default_rng(0)
     photo = face_photo([(200, 80)]).astype(np.float32)
     frames = [np.clip(photo + rng.normal(0, 6, photo.shape), 0, 255).astype(np.uint8) for _ in range(30)]
-    spread = {}
+    jitter = {}  # frame-to-frame movement, what a viewer sees shake; a slow drift of the track is not
     for name, smoothing in (("raw", None), ("smoothed", SmoothingConfig())):
         tracker = FaceTracker(landmarker, fps=30, smoothing=smoothing)
         points = np.stack([tracker.update(f)[0].points for f in frames])
-        spread[name] = points[10:].std(axis=0).mean()
-    assert spread["smoothed"] < spread["raw"] / 2
+        jitter[name] = np.abs(np.diff(points[10:], axis=0)).mean()
+    assert jitter["smoothed"] < jitter["raw"] / 3
 
 
 def test_tracking_keeps_a_face_through_a_turning_roll(landmarker):

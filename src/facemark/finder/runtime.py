@@ -3,9 +3,9 @@
 The network finds faces in one band of sizes (FIND_SIDE to MAX_SIDE px at its input), so a
 photo runs as a pyramid: first shrunk only as far as keeps its smallest wanted face FIND_SIDE px
 (never enlarged), then LEVEL_STEP times smaller per level until a face filling the photo fits
-the band. Each level is shrunk from the one before, and the levels past the
-first cost a tenth of it together. A first level past TILE px a
-side runs as overlapping tiles, so time and memory stay bounded for any photo.
+the band. Each level is shrunk from the one before, and the levels past the first cost a tenth
+of it together. A first level past TILE px a side runs as overlapping tiles, so time and memory
+stay bounded for any photo.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from facemark.detection import Detector, FaceBox
 from facemark.errors import FacemarkError
 from facemark.finder.maps import MAX_SIDE, decode
-from facemark.imaging import cv2, to_gray
+from facemark.imaging import apply, compose, cv2, to_gray
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "finder"
 FIND_SIDE = 24.0  # px at the network's input: the smallest box it finds reliably
@@ -70,26 +70,24 @@ class FinderDetector(Detector):
         if h < 2 or w < 2:
             return []
         smallest = min_side or max(SMALLEST_PX, DEFAULT_SMALLEST * min(h, w))
-        level, to_photo = _shrunk(gray, min(1.0, FIND_SIDE / smallest), (1.0, 0.0, 1.0, 0.0))
+        level, to_photo = _shrunk(gray, min(1.0, FIND_SIDE / smallest), np.eye(2, 3))
         faces = self._at_level(level, to_photo)
         while min(level.shape) > MAX_SIDE:  # a face as large as the photo is not yet in the band
             level, to_photo = _shrunk(level, 1 / LEVEL_STEP, to_photo)  # from the last level: a third the cost
             faces += self._at_level(level, to_photo)
         return faces
 
-    def _at_level(self, level: np.ndarray, to_photo: tuple[float, float, float, float]) -> list[FaceBox]:
-        """Faces in one pyramid level, mapped to the photo by `to_photo` (x = ax * x' + bx, y likewise)."""
-        ax, bx, ay, by = to_photo
+    def _at_level(self, level: np.ndarray, to_photo: np.ndarray) -> list[FaceBox]:
+        """Faces in one pyramid level, mapped to the photo by the 2x3 affine `to_photo`."""
+        zoom = (to_photo[0, 0] + to_photo[1, 1]) / 2
         out = []
         for x0, y0, tile in _tiles(level):
             scores, centres, sides, keypoints = decode(self._run(tile), self.threshold)
-            centres += (x0, y0)
-            keypoints += (x0, y0)
+            centres = apply(to_photo, centres + (x0, y0))
+            keypoints = apply(to_photo, keypoints + (x0, y0))
             for s, (cx, cy), side, kp in zip(scores, centres, sides, keypoints):
-                cx, cy = ax * cx + bx, ay * cy + by
-                half = side * (ax + ay) / 4
-                kp = [(ax * x + bx, ay * y + by) for x, y in kp]
-                out.append(FaceBox(cx - half, cy - half, cx + half, cy + half, float(s), tuple(kp)))
+                half = side * zoom / 2
+                out.append(FaceBox(cx - half, cy - half, cx + half, cy + half, float(s), tuple(map(tuple, kp))))
         return out
 
     def _run(self, tile: np.ndarray) -> np.ndarray:
@@ -104,7 +102,7 @@ class FinderDetector(Detector):
         return [b for b in self.detect(window, min_side=side * 0.6) if b.side < side * 1.6]
 
 
-def _shrunk(image: np.ndarray, scale: float, to_photo: tuple[float, float, float, float]):
+def _shrunk(image: np.ndarray, scale: float, to_photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`image` area-resized by `scale` (never enlarged) and the new level's map to the photo: an area
     resize by f maps pixel centres as x = f * x' + (f - 1) / 2, composed with the level's own map."""
     h, w = image.shape
@@ -113,8 +111,7 @@ def _shrunk(image: np.ndarray, scale: float, to_photo: tuple[float, float, float
         return image, to_photo
     small = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
     fx, fy = w / new_w, h / new_h
-    ax, bx, ay, by = to_photo
-    return small, (ax * fx, ax * (fx - 1) / 2 + bx, ay * fy, ay * (fy - 1) / 2 + by)
+    return small, compose(to_photo, np.array([[fx, 0, (fx - 1) / 2], [0, fy, (fy - 1) / 2]]))
 
 
 def _tiles(image: np.ndarray):

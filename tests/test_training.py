@@ -107,3 +107,26 @@ def test_retrain_keeps_the_recipes_single_thread_unless_told():
     assert retrain.recipe("ibug68", "data").data == "data"
     sources = retrain.recipe("ibug68", "data", path=str(candidate)).data
     assert sources == ["data/ytf68", "data/mtfl5", "data/infanface-train"]
+
+
+def test_an_ema_run_ships_the_averaged_weights_and_resumes_from_the_raw_ones(tmp_path, kaggle_csv):
+    import keras
+
+    from facemark.models import load_keras_model
+    from facemark.training import averaged_weights
+
+    run = tmp_path / "run"
+    train(_cfg(kaggle_csv, ema=0.5, lr=1e-2), run, progress=False)  # one epoch: it is the best
+    checkpoint = load_keras_model(run / "checkpoints" / "epoch-0001" / "model.keras", compile=True)
+    raw = [np.asarray(v) for v in checkpoint.trainable_variables]
+    with averaged_weights(checkpoint):
+        averaged = [np.asarray(v) for v in checkpoint.trainable_variables]
+    assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(raw, checkpoint.trainable_variables))  # restored
+    assert not all(np.allclose(a, b) for a, b in zip(raw, averaged))
+    shipped = keras.saving.load_model(run / "model.keras", compile=False, safe_mode=True)
+    assert all(np.allclose(a, np.asarray(b)) for a, b in zip(averaged, shipped.trainable_variables))
+
+
+def test_an_ema_momentum_outside_0_1_is_refused(kaggle_csv):
+    with pytest.raises(FacemarkError, match="ema must be"):
+        _cfg(kaggle_csv, ema=1.0).resolved()

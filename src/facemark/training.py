@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -71,6 +72,9 @@ class TrainConfig:
     aug_scale: float | None = None  # crop size range (+-); default AugmentConfig's
     mirror_offset: float = 0.0  # the labels' offset from mirror symmetry, crop px (scripts/mirror_offset.py)
     width: float = 1.0  # channel multiplier of the architecture (fmnet)
+    # Momentum of an exponential moving average of the weights (e.g. 0.998): validation and the
+    # saved model use the average, training goes on from the raw weights. None: no average.
+    ema: float | None = None
     split: str = "identity"  # validation: "identity" (a seeded share of people) or "source" (splits.held_out)
     # Per data format, each point's label offset from the human convention (conventions.py):
     # subtracted from that data's labels before training. {"ytf68": {"nose_tip": [along, across]}}
@@ -123,11 +127,12 @@ LIMITS = {
     "aug_scale": (float, 0, 0.9, False),
     "mirror_offset": (float, -10, 10, False),
     "width": (float, 0, 8, True),
+    "ema": (float, 0, 0.99999, True),
 }
 
 
 def _check_limit(name: str, value, kind: type, low, high, low_open: bool) -> None:
-    if value is None and name in ("patience", "max_minutes", "threads", "aug_shift", "aug_scale"):
+    if value is None and name in ("patience", "max_minutes", "threads", "aug_shift", "aug_scale", "ema"):
         return
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (kind is float or float(value).is_integer())
@@ -216,7 +221,25 @@ def _compile(model, cfg: TrainConfig, steps_total: int, scheme: Scheme) -> None:
         lr = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=steps_total, alpha=0.01, warmup_target=None)
     derive = scheme.derivation().tolist() if scheme.base else None
     loss = MaskedLandmarkLoss(cfg.loss, ocular=scheme.ocular, derive=derive)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss)
+    ema = {"use_ema": True, "ema_momentum": cfg.ema} if cfg.ema else {}
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr, **ema), loss=loss)
+
+
+@contextmanager
+def averaged_weights(model):
+    """Within the block the model holds its optimizer's moving average of the weights (when it
+    keeps one): what is validated and shipped, while training resumes from the raw weights."""
+    optimizer = getattr(model, "optimizer", None)
+    if not getattr(optimizer, "use_ema", False):
+        yield model
+        return
+    raw = [np.asarray(v) for v in model.trainable_variables]
+    optimizer.finalize_variable_values(model.trainable_variables)
+    try:
+        yield model
+    finally:
+        for var, value in zip(model.trainable_variables, raw):
+            var.assign(value)
 
 
 def predict_points(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -443,7 +466,8 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
                         raise _diverged(f"loss {losses[-1]} at batch {b + 1}", epoch + 1, checkpoints, cfg)
                     bar.update(1)
                     bar.set_postfix(loss=f"{np.mean(losses):.5f}")
-                metrics = compute_metrics(predict_points(model, x_val), gt_val, predicted)
+                with averaged_weights(model):
+                    metrics = compute_metrics(predict_points(model, x_val), gt_val, predicted)
                 bar.set_postfix(
                     loss=f"{np.mean(losses):.5f}", val_rmse=f"{metrics.rmse_96:.3f}", val_nme=f"{metrics.nme_io:.2f}"
                 )
@@ -464,7 +488,8 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
                 if score < best_score:
                     best_score, best_epoch, best = score, epoch + 1, metrics
                     model_config.extra["validation"] = {"epoch": epoch + 1, **metrics.to_dict()}
-                    _save_bundle(model, model_config, run_dir)
+                    with averaged_weights(model):
+                        _save_bundle(model, model_config, run_dir)
                 state = {
                     "epoch": epoch + 1,
                     "history": [asdict(h) for h in history],

@@ -90,3 +90,23 @@ def test_overlapping_boxes_are_reported_once_best_first():
     assert overlap.max() < 0.3  # no two kept boxes are one face
     dropped = [g for g in grid if g not in kept]
     assert all(any(iou(g, q) >= 0.3 for q in kept) for g in dropped[:200])  # each dropped one has its face
+
+
+def test_two_candidates_that_settle_on_one_face_give_it_once(landmarker):
+    from facemark.detection import Detector, FaceBox
+
+    photo = face_photo([(200, 80)])
+    good = landmarker.detector.detect(photo)[0]
+    (cx, cy), half = good.centre, good.side  # a second box twice the face's, about the same centre:
+    loose = FaceBox(cx - half, cy - half, cx + half, cy + half, 0.5, good.keypoints)  # IoU 0.25
+
+    class Both(Detector):
+        name = "both"
+
+        def _boxes(self, image, min_side):
+            return [good, loose]
+
+    assert len(Both().detect(photo)) == 2  # the detector's own suppression keeps both
+    faces = Landmarker("kaggle15", detector=Both()).detect(photo)
+    assert len(faces) == 1  # re-framed from their points, both boxes land on the same face
+    np.testing.assert_allclose(faces[0].points, landmarker.detect(photo)[0].points, atol=2.0)  # either fit

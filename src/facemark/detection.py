@@ -119,19 +119,24 @@ class Detector:
 
 
 def _suppress(boxes: list[FaceBox], overlap: float = 0.3) -> list[FaceBox]:
-    """Keep the best of boxes that overlap: a face is reported once. Greedy, best score first,
-    each kept box's overlaps computed at once, so thousands of candidates cost milliseconds."""
-    ordered = sorted(boxes, key=lambda b: -b.score)
-    if not ordered:
-        return []
-    a = np.array([b.as_array() for b in ordered])
+    """Keep the best of boxes that overlap: a face is reported once."""
+    a = np.array([b.as_array() for b in boxes]).reshape(-1, 4)
+    return [boxes[i] for i in distinct(a, np.array([b.score for b in boxes]), overlap)]
+
+
+def distinct(boxes: np.ndarray, priority: np.ndarray, overlap: float = 0.3) -> np.ndarray:
+    """Indices of the boxes (N, 4: x0, y0, x1, y1) to keep, highest `priority` first, dropping
+    each box that overlaps a kept one by `overlap` IoU or more. Greedy, each kept box's overlaps
+    computed at once, so thousands of candidates cost milliseconds."""
+    order = np.argsort(-np.asarray(priority, dtype=np.float64), kind="stable")
+    a = np.asarray(boxes, dtype=np.float64)[order]
     area = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     alive = np.ones(len(a), bool)
     kept = []
     for i in range(len(a)):
         if not alive[i]:
             continue
-        kept.append(ordered[i])
+        kept.append(order[i])
         rest = a[i + 1 :]
         ix = np.clip(np.minimum(rest[:, 2], a[i, 2]) - np.maximum(rest[:, 0], a[i, 0]), 0, None)
         iy = np.clip(np.minimum(rest[:, 3], a[i, 3]) - np.maximum(rest[:, 1], a[i, 1]), 0, None)
@@ -139,7 +144,7 @@ def _suppress(boxes: list[FaceBox], overlap: float = 0.3) -> list[FaceBox]:
         union = area[i] + area[i + 1 :] - inter
         iou_ = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
         alive[i + 1 :] &= iou_ < overlap
-    return kept
+    return np.array(kept, dtype=int)
 
 
 def _squash(margin: float) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 
 from facemark.bundle import CONFIG_NAME, KERAS_NAME, ONNX_NAME, ModelConfig, resolve_model
 from facemark.defaults import DEFAULT_DETECTOR, DEFAULT_MODEL
-from facemark.detection import Detector, get_detector
+from facemark.detection import Detector, distinct, get_detector
 from facemark.errors import FacemarkError
 from facemark.imaging import (
     CropSpec,
@@ -280,11 +280,28 @@ class Landmarker:
         boxes = np.array([b.as_array() for b in flat]).reshape(-1, 4)
         points, doubt = self.fit_boxes(grays, owners, boxes, rolls=np.array([b.roll for b in flat]))
         out: list[list[FaceLandmarks]] = [[] for _ in copies]
-        for i, box, pts, d in zip(owners, flat, points, doubt):
-            if d <= MAX_DOUBT:
-                face = FaceLandmarks(pts, self.scheme, (box.x0, box.y0, box.x1, box.y1), box.score)
-                out[i].append(face.mapped(copies[i][1]))
+        for n in self._distinct_faces(np.array(owners, dtype=int), points, doubt, boxes):
+            box, i = flat[n], owners[n]
+            face = FaceLandmarks(points[n], self.scheme, (box.x0, box.y0, box.x1, box.y1), box.score)
+            out[i].append(face.mapped(copies[i][1]))
         return out
+
+    def _distinct_faces(self, owners: np.ndarray, points: np.ndarray, doubt: np.ndarray, boxes: np.ndarray):
+        """The candidates to report, in the detector's order: face-like ones (doubt within
+        MAX_DOUBT), each face once. Two candidates (a face and a part of it, one face at two
+        pyramid levels, or one fitted upside down) often settle on the same eyes once re-framed
+        from their points: they are compared by a square of the re-framed box's side about the
+        eyes' midpoint, and the steadier of each pair is kept."""
+        regress = self.config.box_regressor
+        settled = regress(points) if regress is not None and len(points) else boxes
+        eyes = points[:, list(self.scheme.ocular)].mean(axis=1)
+        half = (settled[:, 2:] - settled[:, :2]).max(axis=1, keepdims=True) / 2
+        squares = np.concatenate([eyes - half, eyes + half], axis=1)
+        kept = []
+        for i in np.unique(owners):
+            mine = np.flatnonzero((owners == i) & (doubt <= MAX_DOUBT))
+            kept += mine[distinct(squares[mine], -doubt[mine])].tolist()
+        return sorted(kept)
 
     def _min_side(self, matrix: np.ndarray) -> float | None:
         """`min_face` in a working copy's pixels (its matrix maps them to the photo's)."""

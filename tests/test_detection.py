@@ -110,3 +110,25 @@ def test_two_candidates_that_settle_on_one_face_give_it_once(landmarker):
     faces = Landmarker("kaggle15", detector=Both()).detect(photo)
     assert len(faces) == 1  # re-framed from their points, both boxes land on the same face
     np.testing.assert_allclose(faces[0].points, landmarker.detect(photo)[0].points, atol=2.0)  # either fit
+
+
+def test_a_face_the_detector_boxed_only_in_part_is_still_found(landmarker):
+    from facemark.detection import Detector, FaceBox
+
+    photo = face_photo([(200, 80)])
+    good = landmarker.detector.detect(photo)[0]
+    (cx, cy), half = good.centre, good.side * 0.3  # eyes and nose only: too little to fit at once
+    part = FaceBox(cx - half, cy - half, cx + half, cy + half, 0.5, good.keypoints)
+
+    class Part(Detector):
+        name = "part"
+
+        def _boxes(self, image, min_side):
+            return [part]
+
+    one = Landmarker("kaggle15", detector=Part())
+    first, doubt = one.fit_boxes([photo[..., 0]], [0], part.as_array()[None], rolls=np.array([part.roll]))
+    assert doubt[0] > 0.1  # the first fit alone would drop it
+    faces = one.detect(photo)
+    assert len(faces) == 1
+    np.testing.assert_allclose(faces[0].points, landmarker.detect(photo)[0].points, atol=2.0)

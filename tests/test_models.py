@@ -100,7 +100,7 @@ def test_nme_loss_is_the_benchmarks_inter_ocular_error():
     assert float(loss(y, p)) * 100 == pytest.approx(nme, rel=1e-4)
 
 
-@pytest.mark.parametrize("kind", ["mse", "l1", "wing", "nme"])
+@pytest.mark.parametrize("kind", ["mse", "l1", "wing", "softwing", "nme"])
 def test_losses_give_finite_gradients_with_missing_targets(kind):
     import tensorflow as tf
 
@@ -112,6 +112,21 @@ def test_losses_give_finite_gradients_with_missing_targets(kind):
     grad = tape.gradient(value, p).numpy()
     assert np.isfinite(grad).all()
     assert (grad[0, ..., :2] != 0).all() and (grad[0, ..., 2:] == 0).all() and (grad[1] == 0).all()
+
+
+def test_soft_wing_is_l1_for_small_errors_and_continuous_but_damped_beyond():
+    loss = MaskedLandmarkLoss("softwing")  # w1 = 2 crop px, w2 = 20, eps = 0.5
+    y = np.zeros((1, 1, 1, 2), np.float32)
+
+    def px(e: float) -> float:  # the loss of a one-coordinate error of e crop px, in crop px
+        p = y.copy()
+        p[..., 0] = e / 96
+        return float(loss(y, p)) * 2 * 96
+
+    assert px(1.0) == pytest.approx(1.0, rel=1e-5)
+    assert px(2.0 - 1e-3) == pytest.approx(px(2.0 + 1e-3), abs=0.02)
+    assert px(4.0) - px(3.0) > 2.0  # a mid-size error pulls harder than L1's slope of 1
+    assert px(40.0) - px(39.0) < 1.0  # an outlier less
 
 
 def test_loss_round_trips_through_config():

@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_number(int, 1, 100_000), default=None, help="default 30")
     t.add_argument("--batch", type=_number(int, 1, 65_536), default=None, help="default: the architecture's recipe")
     t.add_argument("--lr", type=_number(float, 0, 1, True), default=None, help="learning rate, in (0, 1]")
-    t.add_argument("--loss", choices=["mse", "l1", "wing", "nme"], default=None)
+    t.add_argument("--loss", choices=["mse", "l1", "wing", "softwing", "nme"], default=None)
     t.add_argument("--schedule", choices=["constant", "cosine"], default=None)
     aug = t.add_mutually_exclusive_group()
     aug.add_argument("--augment", dest="augment", action="store_true", default=None)

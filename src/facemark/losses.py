@@ -5,12 +5,14 @@ Targets and predictions have the model's output shape (N, 1, 1, 2K), coordinates
 
 from __future__ import annotations
 
+import math
+
 from facemark._tensorflow import import_keras
 
 keras = import_keras()  # TensorFlow's native start-up notices held back
 ops = keras.ops
 
-LOSSES = ("mse", "l1", "wing", "nme")
+LOSSES = ("mse", "l1", "wing", "softwing", "nme")
 # "nme": a face's inter-ocular distance below this share of the crop is taken as this share, so
 # a near-profile face (eye corners almost on top of each other) cannot dominate a batch.
 MIN_OCULAR = 0.2
@@ -18,9 +20,12 @@ MIN_OCULAR = 0.2
 
 @keras.saving.register_keras_serializable(package="facemark")
 class MaskedLandmarkLoss(keras.losses.Loss):
-    """Mean over present coordinates of MSE, L1 or Wing (Feng et al. 2018, in crop pixels), or
-    `nme`: mean over present points of the point distance over the face's inter-ocular distance,
-    the benchmark's own error (needs the scheme's `ocular` point indices).
+    """Mean over present coordinates of MSE, L1, Wing (Feng et al. 2018, in crop pixels), Soft
+    Wing (Lin et al. 2021: L1 below `softwing_w1` crop px, where labels are noise; above it a log
+    whose slope starts at w2 / (eps + w1) and falls to 1 at w2 - eps, so mid-size errors pull
+    hardest and outliers least), or `nme`: mean over present points of the point distance over
+    the face's inter-ocular distance, the benchmark's own error (needs the scheme's `ocular`
+    point indices).
 
     With every point present, `mse` is exactly the article's mean squared error. With `derive`
     (a targets x points matrix, `Scheme.derivation`), targets hold more points than the model
@@ -36,6 +41,9 @@ class MaskedLandmarkLoss(keras.losses.Loss):
         wing_eps: float = 1.0,
         ocular: tuple[int, int] | None = None,
         derive: list[list[float]] | None = None,
+        softwing_w1: float = 2.0,
+        softwing_w2: float = 20.0,
+        softwing_eps: float = 0.5,
         **kwargs,
     ):
         kwargs.setdefault("name", f"masked_{kind}")
@@ -49,6 +57,7 @@ class MaskedLandmarkLoss(keras.losses.Loss):
         self.crop_size = crop_size
         self.wing_w = wing_w
         self.wing_eps = wing_eps
+        self.softwing = (float(softwing_w1), float(softwing_w2), float(softwing_eps))
         self.derive = None if derive is None else [[float(v) for v in row] for row in derive]
 
     def call(self, y_true, y_pred):
@@ -66,6 +75,11 @@ class MaskedLandmarkLoss(keras.losses.Loss):
             per = ops.square(err)
         elif self.kind == "l1":
             per = ops.abs(err)
+        elif self.kind == "softwing":
+            x = ops.abs(err) * self.crop_size
+            w1, w2, eps = self.softwing
+            b = w1 - w2 * math.log(1.0 + w1 / eps)  # joins the two pieces at w1
+            per = ops.where(x < w1, x, w2 * ops.log(1.0 + x / eps) + b) / self.crop_size
         else:
             x = ops.abs(err) * self.crop_size
             w, eps = self.wing_w, self.wing_eps
@@ -99,4 +113,7 @@ class MaskedLandmarkLoss(keras.losses.Loss):
             "wing_w": self.wing_w,
             "wing_eps": self.wing_eps,
             "derive": self.derive,
+            "softwing_w1": self.softwing[0],
+            "softwing_w2": self.softwing[1],
+            "softwing_eps": self.softwing[2],
         }

@@ -132,3 +132,35 @@ def test_a_face_the_detector_boxed_only_in_part_is_still_found(landmarker):
     faces = one.detect(photo)
     assert len(faces) == 1
     np.testing.assert_allclose(faces[0].points, landmarker.detect(photo)[0].points, atol=2.0)
+
+
+def test_a_face_the_detector_gave_the_wrong_roll_is_still_found(landmarker):
+    from facemark.detection import Detector, FaceBox
+
+    upright = face_photo([(200, 80)])
+    good = landmarker.detector.detect(upright)[0]
+    truth = landmarker.detect(upright)[0].points
+    turned = np.ascontiguousarray(np.rot90(upright, -1))  # a quarter turn clockwise: (x, y) -> (h-1-y, x)
+    h = upright.shape[0]
+
+    def turn(p):
+        return np.stack([h - 1 - p[..., 1], p[..., 0]], axis=-1)
+
+    (cx, cy), half = turn(np.array(good.centre)), good.side / 2
+    shift = np.array([cx, cy]) - good.centre  # keypoints moved, not turned: the roll they give is 0
+    keypoints = tuple(tuple(k) for k in np.array(good.keypoints) + shift)
+    wrong = FaceBox(cx - half, cy - half, cx + half, cy + half, 0.5, keypoints)
+    assert abs(wrong.roll - good.roll) < 1e-6
+
+    class WrongRoll(Detector):
+        name = "wrong-roll"
+
+        def _boxes(self, image, min_side):
+            return [wrong]
+
+    one = Landmarker("kaggle15", detector=WrongRoll())
+    _, doubt = one.fit_boxes([turned[..., 0]], [0], wrong.as_array()[None], rolls=np.array([wrong.roll]))
+    assert doubt[0] > 0.1  # fitted at the detector's roll, the face is lost
+    faces = one.detect(turned)
+    assert len(faces) == 1
+    np.testing.assert_allclose(faces[0].points, turn(truth), atol=3.0)

@@ -146,6 +146,10 @@ SECOND_LOOK_BOX = 2.0
 # ... and kept only if it settles this well, stricter than MAX_DOUBT, so that the second chance
 # lets no more false faces through (real faces fitted from a good box mostly settle below 0.05).
 SECOND_LOOK_DOUBT = 0.05
+# ... at the detector's roll and at these turns from it (degrees): the detector's keypoints often
+# put a face tilted 45-90 degrees at the wrong roll, or upside down, and the landmark model only
+# recovers from a roll within about 45 degrees. The steadiest fit is taken.
+SECOND_LOOK_TURNS = (0.0, 45.0, -45.0, 90.0, -90.0, 180.0)
 
 
 class Landmarker:
@@ -296,17 +300,25 @@ class Landmarker:
 
     def _second_look(self, grays, owners, boxes, rolls, points: np.ndarray, doubt: np.ndarray) -> None:
         """Fit each doubtful candidate again from a box SECOND_LOOK_BOX times its own, about
-        the same centre, and take that fit (in `points` and `doubt`) where it settles within
-        SECOND_LOOK_DOUBT. Costs nothing when every candidate was face-like at once."""
+        the same centre, at each of SECOND_LOOK_TURNS from its roll, and take the steadiest fit
+        (in `points` and `doubt`) where it settles within SECOND_LOOK_DOUBT. Costs nothing when
+        every candidate was face-like at once."""
         again = np.flatnonzero(doubt > MAX_DOUBT)
         if not len(again):
             return
         centre = (boxes[again, :2] + boxes[again, 2:]) / 2
         half = (boxes[again, 2:] - boxes[again, :2]) * SECOND_LOOK_BOX / 2
         wider = np.concatenate([centre - half, centre + half], axis=1)
-        p, d = self.fit_boxes(grays, [owners[i] for i in again], wider, rolls=rolls[again])
-        took = d <= SECOND_LOOK_DOUBT
-        points[again[took]], doubt[again[took]] = p[took], d[took]
+        turns = len(SECOND_LOOK_TURNS)  # all tries in one batch: try t of candidate c is row t * len(again) + c
+        p, d = self.fit_boxes(
+            grays,
+            [owners[i] for i in again] * turns,
+            np.tile(wider, (turns, 1)),
+            rolls=(rolls[again][None, :] + np.array(SECOND_LOOK_TURNS)[:, None]).ravel(),
+        )
+        best = d.reshape(turns, -1).argmin(axis=0) * len(again) + np.arange(len(again))
+        took = d[best] <= SECOND_LOOK_DOUBT
+        points[again[took]], doubt[again[took]] = p[best[took]], d[best[took]]
 
     def _distinct_faces(self, owners: np.ndarray, points: np.ndarray, doubt: np.ndarray, boxes: np.ndarray):
         """The candidates to report, in the detector's order: face-like ones (doubt within

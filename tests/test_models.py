@@ -133,3 +133,31 @@ def test_loss_round_trips_through_config():
     loss = MaskedLandmarkLoss("wing", wing_w=5.0)
     again = MaskedLandmarkLoss.from_config(loss.get_config())
     assert again.kind == "wing" and again.wing_w == 5.0
+
+
+def test_heat_map_divergence_is_zero_for_the_target_blob_and_ignores_missing_points():
+    import tensorflow as tf
+
+    from facemark.losses import HeatMapDivergence
+
+    size, crop = 24, 96
+    target = np.array([[40.0, 30.0], [np.nan, np.nan]]) / crop  # point 2 is missing
+    y = target.reshape(1, 1, 1, 4).astype(np.float32)
+    centres = (np.arange(size) * 4 + 1.5) / crop  # fmnet's cell centres
+    s = 1.0 / size
+    gx = np.exp(-((centres - target[0, 0]) ** 2) / (2 * s * s))
+    gy = np.exp(-((centres - target[0, 1]) ** 2) / (2 * s * s))
+    blob = np.outer(gy, gx) / np.outer(gy, gx).sum()
+    uniform = np.full((size, size), 1 / size**2)
+    loss = HeatMapDivergence()
+
+    def maps(first):
+        return np.stack([first, uniform], axis=-1)[None].astype(np.float32)
+
+    assert float(loss(y, maps(blob))) == pytest.approx(0.0, abs=1e-5)
+    assert float(loss(y, maps(uniform))) > 0.3  # a flat map: far from one compact blob
+    p = tf.Variable(maps(uniform))
+    with tf.GradientTape() as tape:
+        value = loss(y, p)
+    grad = tape.gradient(value, p).numpy()
+    assert np.isfinite(grad).all() and (grad[..., 1] == 0).all() and (grad[..., 0] != 0).any()

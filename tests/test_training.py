@@ -130,3 +130,22 @@ def test_an_ema_run_ships_the_averaged_weights_and_resumes_from_the_raw_ones(tmp
 def test_an_ema_momentum_outside_0_1_is_refused(kaggle_csv):
     with pytest.raises(FacemarkError, match="ema must be"):
         _cfg(kaggle_csv, ema=1.0).resolved()
+
+
+def test_a_heat_map_regularised_run_ships_the_one_output_network_and_resumes(tmp_path, kaggle_csv):
+    import keras
+
+    run = tmp_path / "run"
+    first = train(_cfg(kaggle_csv, heat_map_js=1.0), run, progress=False)
+    plain = train(_cfg(kaggle_csv), tmp_path / "plain", progress=False)
+    assert first.history[0].loss > plain.history[0].loss + 0.1  # the maps' divergence is in the loss
+    shipped = keras.saving.load_model(run / "model.keras", compile=False, safe_mode=True)
+    assert len(shipped.outputs) == 1 and shipped.output_shape == (None, 1, 1, 30)
+    again = train(TrainConfig(data="", epochs=2), run, resume=True, progress=False)
+    assert [h.epoch for h in again.history] == [1, 2]
+    assert Landmarker(run).predict(np.zeros((96, 96), np.uint8)).points.shape == (15, 2)
+
+
+def test_heat_map_js_is_refused_for_the_seed_which_has_no_maps(kaggle_csv):
+    with pytest.raises(FacemarkError, match="heat_map_js needs heat maps"):
+        _cfg(kaggle_csv, arch="seed", heat_map_js=1.0).resolved()

@@ -117,3 +117,50 @@ class MaskedLandmarkLoss(keras.losses.Loss):
             "softwing_w2": self.softwing[1],
             "softwing_eps": self.softwing[2],
         }
+
+
+@keras.saving.register_keras_serializable(package="facemark")
+class HeatMapDivergence(keras.losses.Loss):
+    """DSNT's regulariser (Nibali et al. 2018): the Jensen-Shannon divergence between each point's
+    probability map and a Gaussian of `sigma` map cells about its target. Why: the coordinate loss
+    alone is met by any map whose mean is right, including a wide one whose tails pull toward the
+    map's centre; this asks for one compact blob where the point is.
+
+    y_true: the coordinate targets (N, 1, 1, 2T), / crop size, NaN where missing; the model's K
+    points are the first K of the T (further ones are derived points, `Scheme.derivation`).
+    y_pred: the maps (N, H, W, K), each summing to 1. Mean over present points.
+    """
+
+    def __init__(self, sigma: float = 1.0, crop_size: int = 96, **kwargs):
+        kwargs.setdefault("name", "heat_map_js")
+        super().__init__(**kwargs)
+        self.sigma = float(sigma)
+        self.crop_size = int(crop_size)
+
+    def call(self, y_true, y_pred):
+        n, size, k = ops.shape(y_pred)[0], y_pred.shape[1], y_pred.shape[-1]
+        xy = ops.reshape(y_true, (n, -1, 2))[:, :k]  # (N, K, 2)
+        present = ops.cast(ops.all(ops.logical_not(ops.isnan(xy)), axis=-1), y_pred.dtype)
+        xy = ops.where(ops.isnan(xy), 0.5, xy)
+        # Cell centres in crop units, where fmnet's coordinate kernel puts them (pixel centres at integers).
+        stride = self.crop_size / size
+        centres = (ops.arange(size, dtype=y_pred.dtype) * stride + (stride - 1) / 2) / self.crop_size
+        s = self.sigma / size
+
+        def bump(v):  # (N, K) -> (N, K, size): a 1-D Gaussian along one axis
+            return ops.exp(-ops.square(centres[None, None, :] - v[..., None]) / (2 * s * s))
+
+        g = bump(xy[..., 1])[..., :, None] * bump(xy[..., 0])[..., None, :]  # (N, K, H, W)
+        g = g / ops.maximum(ops.sum(g, axis=(2, 3), keepdims=True), 1e-12)
+        p = ops.transpose(y_pred, (0, 3, 1, 2))
+        m = (p + g) / 2
+        eps = 1e-12
+
+        def kl(a, b):
+            return ops.sum(a * (ops.log(a + eps) - ops.log(b + eps)), axis=(2, 3))
+
+        js = (kl(p, m) + kl(g, m)) / 2  # (N, K)
+        return ops.sum(js * present, axis=1) / ops.maximum(ops.sum(present, axis=1), 1.0)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "sigma": self.sigma, "crop_size": self.crop_size}

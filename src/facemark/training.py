@@ -75,6 +75,9 @@ class TrainConfig:
     # Momentum of an exponential moving average of the weights (e.g. 0.998): validation and the
     # saved model use the average, training goes on from the raw weights. None: no average.
     ema: float | None = None
+    # Weight of DSNT's Jensen-Shannon pull of fmnet's heat maps toward a Gaussian of one map cell
+    # about each target (losses.HeatMapDivergence), beside the coordinate loss. None: none.
+    heat_map_js: float | None = None
     split: str = "identity"  # validation: "identity" (a seeded share of people) or "source" (splits.held_out)
     # Per data format, each point's label offset from the human convention (conventions.py):
     # subtracted from that data's labels before training. {"ytf68": {"nose_tip": [along, across]}}
@@ -104,6 +107,8 @@ class TrainConfig:
             raise FacemarkError("no data: name at least one data set")
         if cfg.arch == "seed" and cfg.width != 1:
             raise FacemarkError("width must be 1 for the seed (the article's network as it is)")
+        if cfg.arch == "seed" and cfg.heat_map_js:
+            raise FacemarkError("heat_map_js needs heat maps; the seed regresses its points directly (use fmnet)")
         return cfg
 
     @classmethod
@@ -128,11 +133,12 @@ LIMITS = {
     "mirror_offset": (float, -10, 10, False),
     "width": (float, 0, 8, True),
     "ema": (float, 0, 0.99999, True),
+    "heat_map_js": (float, 0, 100, True),
 }
 
 
 def _check_limit(name: str, value, kind: type, low, high, low_open: bool) -> None:
-    if value is None and name in ("patience", "max_minutes", "threads", "aug_shift", "aug_scale", "ema"):
+    if value is None and name in ("patience", "max_minutes", "threads", "aug_shift", "aug_scale", "ema", "heat_map_js"):
         return
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (kind is float or float(value).is_integer())
@@ -214,7 +220,7 @@ def fit_box_regressor(cache: FaceCache, spec: CropSpec) -> BoxRegressor | None:
 def _compile(model, cfg: TrainConfig, steps_total: int, scheme: Scheme) -> None:
     import keras
 
-    from facemark.losses import MaskedLandmarkLoss
+    from facemark.losses import HeatMapDivergence, MaskedLandmarkLoss
 
     lr = cfg.lr
     if cfg.schedule == "cosine":
@@ -222,7 +228,31 @@ def _compile(model, cfg: TrainConfig, steps_total: int, scheme: Scheme) -> None:
     derive = scheme.derivation().tolist() if scheme.base else None
     loss = MaskedLandmarkLoss(cfg.loss, ocular=scheme.ocular, derive=derive)
     ema = {"use_ema": True, "ema_momentum": cfg.ema} if cfg.ema else {}
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr, **ema), loss=loss)
+    weights = None
+    if len(model.outputs) > 1:  # points and heat maps (_trainer)
+        loss, weights = [loss, HeatMapDivergence(crop_size=model.input_shape[1])], [1.0, cfg.heat_map_js]
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr, **ema), loss=loss, loss_weights=weights)
+
+
+def _trainer(model, cfg: TrainConfig):
+    """What is trained: the model itself, or with `heat_map_js` the same layers with the heat maps
+    as a second output (the shipped model stays the one-output network)."""
+    import keras
+
+    from facemark.models.fmnet import HEAT_MAPS
+
+    if not cfg.heat_map_js:
+        return model
+    return keras.Model(model.inputs, [model.outputs[0], model.get_layer(HEAT_MAPS).output], name=f"{model.name}_train")
+
+
+def _points_model(trainer):
+    """The one-output network inside a (possibly two-output) trained model: it shares the weights."""
+    import keras
+
+    if len(trainer.outputs) == 1:
+        return trainer
+    return keras.Model(trainer.inputs, trainer.outputs[0], name=trainer.name.removesuffix("_train"))
 
 
 @contextmanager
@@ -426,12 +456,15 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
     latest = checkpoints.latest() if resume else None
     if latest:
         state = json.loads((latest / "state.json").read_text())
-        model = load_keras_model(latest / KERAS_NAME, compile=True)
+        trainer = load_keras_model(latest / KERAS_NAME, compile=True)
+        model = _points_model(trainer)
         history = [EpochRecord(**h) for h in state["history"]]
         best_score, best_epoch, start = state["best_score"], state["best_epoch"], state["epoch"]
     else:
         model = build_model(cfg.arch, k, spec.size, cfg.width)
-        _compile(model, cfg, steps * cfg.epochs, scheme)
+        trainer = _trainer(model, cfg)
+        _compile(trainer, cfg, steps * cfg.epochs, scheme)
+    targets = len(trainer.outputs)  # the coordinate targets serve the heat-map loss too
 
     ranges = {k: v for k, v in (("shift", cfg.aug_shift), ("scale", cfg.aug_scale)) if v is not None}
     aug = AugmentConfig(**ranges, mirror_offset=cfg.mirror_offset) if cfg.augment else AugmentConfig.none()
@@ -460,13 +493,14 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
                     x, y = pending.result()
                     if b + 1 < steps:
                         pending = pool.submit(batch, epoch, b + 1, order)
-                    losses.append(float(np.asarray(model.train_on_batch(x, y))))
+                    out = trainer.train_on_batch(x, y if targets == 1 else (y,) * targets)
+                    losses.append(float(np.asarray(out).ravel()[0]))  # the total
                     if not math.isfinite(losses[-1]):
                         bar.close()
                         raise _diverged(f"loss {losses[-1]} at batch {b + 1}", epoch + 1, checkpoints, cfg)
                     bar.update(1)
                     bar.set_postfix(loss=f"{np.mean(losses):.5f}")
-                with averaged_weights(model):
+                with averaged_weights(trainer):
                     metrics = compute_metrics(predict_points(model, x_val), gt_val, predicted)
                 bar.set_postfix(
                     loss=f"{np.mean(losses):.5f}", val_rmse=f"{metrics.rmse_96:.3f}", val_nme=f"{metrics.nme_io:.2f}"
@@ -488,7 +522,7 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
                 if score < best_score:
                     best_score, best_epoch, best = score, epoch + 1, metrics
                     model_config.extra["validation"] = {"epoch": epoch + 1, **metrics.to_dict()}
-                    with averaged_weights(model):
+                    with averaged_weights(trainer):
                         _save_bundle(model, model_config, run_dir)
                 state = {
                     "epoch": epoch + 1,
@@ -496,7 +530,7 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
                     "best_score": best_score,
                     "best_epoch": best_epoch,
                 }
-                checkpoints.save(model, state)
+                checkpoints.save(trainer, state)
                 _write_history(history, run_dir / "history.csv")
                 _plot_history(history, run_dir / "loss.png")
                 if cfg.patience and epoch + 1 - best_epoch >= cfg.patience:

@@ -14,6 +14,8 @@ import keras
 import numpy as np
 
 L = keras.layers
+# The layer whose output is the per-point probability maps (a training loss may look at them).
+HEAT_MAPS = "softmax"
 # Few steps per epoch on small data sets: a faster moving average keeps inference statistics
 # in step with the weights (at Keras' default 0.99 validation lags training by epochs).
 BN_MOMENTUM = 0.9
@@ -128,7 +130,7 @@ def build_fmnet(num_points: int, input_size: int = 96, width: float = 1.0) -> ke
     x = _up_merge(x, s12, w[2], "d12")
     x = _up_merge(x, s24, w[1], "d24")
     logits = L.Conv2D(num_points, 1, name="heatmaps")(x)
-    probs = SpatialSoftmax(name="softmax")(logits)
+    probs = SpatialSoftmax(name=HEAT_MAPS)(logits)
     size = probs.shape[1]
     points = CoordinateConv(size, depth_multiplier=2, use_bias=False, trainable=False, name="points")
     outputs = points(probs)

@@ -2,7 +2,7 @@
 
     python scripts/retrain.py kaggle15 [--data ../shared/data/ytf68] [--run runs/kaggle15]
     python scripts/retrain.py finder [--data ../shared/data] [--max-minutes M]
-    python scripts/retrain.py ibug68 --recipe configs/ibug68-human.json --no-ship   # a candidate recipe
+    python scripts/retrain.py kaggle15 --recipe configs/kaggle15-softwing.json --no-ship   # a candidate recipe
 
 Trains with configs/NAME.json (deterministic for its seed; bit-identical only with --threads 1),
 exports the checked ONNX runtime file, and replaces src/facemark/weights/NAME/. A run folder that

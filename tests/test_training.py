@@ -93,7 +93,7 @@ def test_identity_split_keeps_each_person_on_one_side():
     assert len(va2) == 14 and not set(tr2) & set(va2)
 
 
-def test_retrain_keeps_the_recipes_single_thread_unless_told():
+def test_retrain_keeps_the_recipes_single_thread_unless_told(tmp_path):
     import importlib.util
     from pathlib import Path
 
@@ -103,10 +103,11 @@ def test_retrain_keeps_the_recipes_single_thread_unless_told():
     spec.loader.exec_module(retrain)
     assert retrain.recipe("kaggle15", "data").threads == 1
     assert retrain.recipe("kaggle15", "data", threads=2).threads == 2
-    candidate = retrain.ROOT / "configs" / "ibug68-human.json"  # a recipe file other than the shipped one's
-    assert retrain.recipe("ibug68", "data").data == "data"
-    sources = retrain.recipe("ibug68", "data", path=str(candidate)).data
-    assert sources == ["data/ytf68", "data/mtfl5", "data/infanface-train"]
+    shipped = retrain.recipe("ibug68", "data").data  # several sources, named under the data folder
+    assert shipped == ["data/ytf68", "data/mtfl5", "data/infanface-train"]
+    candidate = tmp_path / "one-source.json"  # a recipe file other than the shipped one's
+    candidate.write_text(json.dumps({"scheme": "ibug68", "epochs": 3}))
+    assert retrain.recipe("ibug68", "data/ytf68", path=str(candidate)).data == "data/ytf68"
 
 
 def test_an_ema_run_ships_the_averaged_weights_and_resumes_from_the_raw_ones(tmp_path, kaggle_csv):

@@ -1,6 +1,7 @@
 """Retrain a shipped model from its recipe and put it into the package.
 
     python scripts/retrain.py kaggle15 [--data ../shared/data/ytf68] [--run runs/kaggle15]
+    python scripts/retrain.py kaggle15-l    # the accurate tier: kaggle15's recipe at twice the width
     python scripts/retrain.py finder [--data ../shared/data] [--max-minutes M]
     python scripts/retrain.py kaggle15 --recipe configs/kaggle15-softwing.json --no-ship   # a candidate recipe
 
@@ -39,7 +40,7 @@ def recipe(name: str, data: str, threads: int | None = None, path: str | None = 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("name", choices=["kaggle15", "ibug68", "finder"])
+    p.add_argument("name", choices=["kaggle15", "ibug68", "kaggle15-l", "finder"])
     p.add_argument(
         "--data",
         default=None,

@@ -14,18 +14,18 @@ from facemark.export import example_crops
 from conftest import YTF68, needs_ytf68
 
 
-def test_both_models_ship():
-    assert {"kaggle15", "ibug68"} <= set(shipped_models())
+def test_the_tiny_defaults_and_the_accurate_tier_ship():
+    assert {"kaggle15", "ibug68", "kaggle15-l"} <= set(shipped_models())
 
 
-@pytest.mark.parametrize("name, k", [("kaggle15", 15), ("ibug68", 68)])
+@pytest.mark.parametrize("name, k", [("kaggle15", 15), ("ibug68", 68), ("kaggle15-l", 15)])
 def test_shipped_model_loads_by_name_on_onnx_runtime(name, k):
     lm = Landmarker(name)
     assert lm.backend == "onnx" and lm.scheme.num_points == k
     assert lm.predict_crops(np.zeros((3, 96, 96), np.uint8)).shape == (3, k, 2)
 
 
-@pytest.mark.parametrize("name", ["kaggle15", "ibug68"])
+@pytest.mark.parametrize("name", ["kaggle15", "ibug68", "kaggle15-l"])
 def test_onnx_and_keras_agree_within_a_hundredth_of_a_pixel(name):
     crops = (example_crops(96, n=16)[..., 0] * 255).round().astype(np.uint8)
     a = Landmarker(name, backend="onnx").predict_crops(crops)
@@ -97,11 +97,13 @@ def test_shipped_models_beat_the_mean_shape_by_a_wide_margin_on_held_out_faces(n
 
 
 def test_shipped_model_files_fit_the_size_budget():
-    # Phones and pip: every shipped network file stays under 1 MB.
+    # Phones and pip: the tiny defaults and the detector stay under 1 MB a file, an accurate
+    # tier ("-l") under 2.5 MB (MediaPipe's face mesh model is 2.3 MB).
     from importlib import resources
 
     for path in (resources.files("facemark") / "weights").iterdir():
         assert (path / "model.onnx").is_file(), path.name  # what runs; model.keras only where it fine-tunes
+        budget = 2_500_000 if path.name.endswith("-l") else 1_000_000
         for name in ("model.keras", "model.onnx"):
             if (path / name).is_file():
-                assert (path / name).stat().st_size < 1_000_000, f"{path.name}/{name}"
+                assert (path / name).stat().st_size < budget, f"{path.name}/{name}"

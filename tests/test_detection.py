@@ -14,6 +14,19 @@ def landmarker():
     return Landmarker("kaggle15")
 
 
+def _giving(*boxes):
+    """A detector that reports these boxes in every image."""
+    from facemark.detection import Detector
+
+    class Fixed(Detector):
+        name = "fixed"
+
+        def _boxes(self, image, min_side):
+            return list(boxes)
+
+    return Fixed()
+
+
 def test_faces_come_left_to_right_with_points_inside_their_boxes(landmarker):
     positions = [(400, 30), (20, 150), (220, 90)]
     faces = landmarker.detect(face_photo(positions))
@@ -93,40 +106,28 @@ def test_overlapping_boxes_are_reported_once_best_first():
 
 
 def test_two_candidates_that_settle_on_one_face_give_it_once(landmarker):
-    from facemark.detection import Detector, FaceBox
+    from facemark.detection import FaceBox
 
     photo = face_photo([(200, 80)])
     good = landmarker.detector.detect(photo)[0]
     (cx, cy), half = good.centre, good.side  # a second box twice the face's, about the same centre:
     loose = FaceBox(cx - half, cy - half, cx + half, cy + half, 0.5, good.keypoints)  # IoU 0.25
 
-    class Both(Detector):
-        name = "both"
-
-        def _boxes(self, image, min_side):
-            return [good, loose]
-
-    assert len(Both().detect(photo)) == 2  # the detector's own suppression keeps both
-    faces = Landmarker("kaggle15", detector=Both()).detect(photo)
+    assert len(_giving(good, loose).detect(photo)) == 2  # the detector's own suppression keeps both
+    faces = Landmarker("kaggle15", detector=_giving(good, loose)).detect(photo)
     assert len(faces) == 1  # re-framed from their points, both boxes land on the same face
     np.testing.assert_allclose(faces[0].points, landmarker.detect(photo)[0].points, atol=2.0)  # either fit
 
 
 def test_a_face_the_detector_boxed_only_in_part_is_still_found(landmarker):
-    from facemark.detection import Detector, FaceBox
+    from facemark.detection import FaceBox
 
     photo = face_photo([(200, 80)])
     good = landmarker.detector.detect(photo)[0]
     (cx, cy), half = good.centre, good.side * 0.3  # eyes and nose only: too little to fit at once
     part = FaceBox(cx - half, cy - half, cx + half, cy + half, 0.5, good.keypoints)
 
-    class Part(Detector):
-        name = "part"
-
-        def _boxes(self, image, min_side):
-            return [part]
-
-    one = Landmarker("kaggle15", detector=Part())
+    one = Landmarker("kaggle15", detector=_giving(part))
     first, doubt = one.fit_boxes([photo[..., 0]], [0], part.as_array()[None], rolls=np.array([part.roll]))
     assert doubt[0] > 0.1  # the first fit alone would drop it
     faces = one.detect(photo)
@@ -135,7 +136,7 @@ def test_a_face_the_detector_boxed_only_in_part_is_still_found(landmarker):
 
 
 def test_a_face_the_detector_gave_the_wrong_roll_is_still_found(landmarker):
-    from facemark.detection import Detector, FaceBox
+    from facemark.detection import FaceBox
 
     upright = face_photo([(200, 80)])
     good = landmarker.detector.detect(upright)[0]
@@ -152,13 +153,7 @@ def test_a_face_the_detector_gave_the_wrong_roll_is_still_found(landmarker):
     wrong = FaceBox(cx - half, cy - half, cx + half, cy + half, 0.5, keypoints)
     assert abs(wrong.roll - good.roll) < 1e-6
 
-    class WrongRoll(Detector):
-        name = "wrong-roll"
-
-        def _boxes(self, image, min_side):
-            return [wrong]
-
-    one = Landmarker("kaggle15", detector=WrongRoll())
+    one = Landmarker("kaggle15", detector=_giving(wrong))
     _, doubt = one.fit_boxes([turned[..., 0]], [0], wrong.as_array()[None], rolls=np.array([wrong.roll]))
     assert doubt[0] > 0.1  # fitted at the detector's roll, the face is lost
     faces = one.detect(turned)

@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -25,14 +26,25 @@ def test_a_96_pixel_image_taken_whole_is_its_own_crop():
     np.testing.assert_array_equal(crop, img)
 
 
-def test_large_images_are_shrunk_without_moving_points():
+@pytest.mark.parametrize("exact", [False, True])
+def test_large_images_are_shrunk_without_moving_points(exact):
     # A bright square whose centre must land where the matrix says, even after area pre-shrinking.
     img = np.zeros((1200, 1200), np.uint8)
     img[580:620, 380:420] = 255  # centre (399.5, 599.5)
-    crop, m = crop_face(img, np.array([0.0, 200.0, 800.0, 1000.0]), CropSpec(96, 1.0))
+    crop, m = crop_face(img, np.array([0.0, 200.0, 801.0, 1001.0]), CropSpec(96, 1.0), exact=exact)
     ys, xs = np.nonzero(crop > 127)
     expected = apply(m, np.array([[399.5, 599.5]]))[0]
     assert abs(xs.mean() - expected[0]) < 0.6 and abs(ys.mean() - expected[1]) < 0.6
+
+
+@pytest.mark.parametrize("side, roll", [(150.0, 0.0), (300.0, 30.0), (700.0, -120.0)])
+def test_the_fast_shrink_averages_like_one_exact_area_resize(side, roll):
+    # Halvings then a doubled warp halved must give the crop one fractional area resize gives.
+    rng = np.random.default_rng(1)
+    img = cv2.resize(rng.uniform(0, 255, (60, 60)).astype(np.uint8), (999, 777), interpolation=cv2.INTER_CUBIC)
+    box = np.array([450.0 - side / 2, 380.0 - side / 2, 450.0 + side / 2, 380.0 + side / 2])
+    fast, exact = (crop_face(img, box, CropSpec(96, 1.0), roll, exact=e)[0].astype(float) for e in (False, True))
+    assert np.abs(fast - exact).mean() < 1.0 and np.abs(fast - exact).max() < 12
 
 
 def test_points_box_uses_present_points_only():

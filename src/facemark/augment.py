@@ -80,7 +80,7 @@ def build_cache(dataset: Dataset, scheme: Scheme, spec: CropSpec) -> FaceCache:
             matrix = np.array([[1.0, 0.0, offset], [0.0, 1.0, offset]])
             img = cv2.warpAffine(s.image, matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
         else:
-            img, matrix = crop_face(s.image, s.box(dataset.scheme), cache_spec)
+            img, matrix = crop_face(s.image, s.box(dataset.scheme), cache_spec, exact=True)
         pts = apply(matrix, pts)
         pts, _ = training_points(pts, np.isfinite(pts[:, 0]), dataset.scheme, scheme)
         images.append(img)

@@ -1,6 +1,6 @@
 """facemark's face detector beside MediaPipe's, on faces its training never saw, in one run.
 
-    python benchmarks/finder.py --mediapipe-python /path/to/mediapipe-venv/bin/python [--finder DIR]
+    python benchmarks/finder.py --mediapipe-python /path/to/mediapipe-venv/bin/python [--finder DIR] [--threshold T]
 
 Faces: the finder's held-out part of each data set (ytf68's test identities, mtfl5 photos and
 LFW people hashing to 0 mod 10, InfAnFace's google2 photos; `facemark.splits.held_out`).
@@ -256,13 +256,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mediapipe-python", default=None, help="python of a venv with mediapipe==0.10.21")
     ap.add_argument("--finder", default=None, help="a finder bundle folder (default: the shipped one)")
+    ap.add_argument("--threshold", type=float, default=None, help="finder score threshold (default: its bundle's)")
     ap.add_argument("--model", default="kaggle15")
     ap.add_argument("--limit", type=int, default=200, help="held-out faces per source")
     ap.add_argument("--opencv", action="store_true", help="also the pipeline behind OpenCV's cascade")
     a = ap.parse_args()
     from facemark.finder.runtime import FinderDetector
 
-    landmarker = Landmarker(a.model, threads=1, detector=FinderDetector(a.finder) if a.finder else "facemark")
+    landmarker = Landmarker(a.model, threads=1, detector=FinderDetector(a.finder, threshold=a.threshold))
     cases = build_cases(a.limit)
     pipeline, alone, ms = ours(cases, landmarker)
     tools = {"facemark pipeline": pipeline, "facemark detector": alone}

@@ -119,6 +119,27 @@ def test_two_candidates_that_settle_on_one_face_give_it_once(landmarker):
     np.testing.assert_allclose(faces[0].points, landmarker.detect(photo)[0].points, atol=2.0)  # either fit
 
 
+def test_a_doubtful_box_across_a_found_face_gets_no_second_look(landmarker, monkeypatch):
+    from facemark.detection import FaceBox
+
+    photo = face_photo([(200, 80)])
+    good = landmarker.detector.detect(photo)[0]
+    one = Landmarker("kaggle15", detector=_giving(good))
+    points, _ = one.fit_boxes([photo[..., 0]], [0], good.as_array()[None])
+    (ex, ey), s = points[0][list(one.scheme.ocular)].mean(axis=0), good.side
+    # A box across the face and the background beside it: it holds the face's eyes, in a corner.
+    across = FaceBox(ex - 0.1 * s, ey - 0.1 * s, ex + 2.5 * s, ey + 2.5 * s, 0.4, good.keypoints)
+    one = Landmarker("kaggle15", detector=_giving(good, across))
+    _, doubt = one.fit_boxes([photo[..., 0]], [0, 0], np.stack([good.as_array(), across.as_array()]))
+    assert doubt[0] <= 0.1 < doubt[1]  # the face settles, the box across it does not
+
+    fits = []
+    real = one.fit_boxes
+    monkeypatch.setattr(one, "fit_boxes", lambda *a, **k: fits.append(len(a[2])) or real(*a, **k))
+    faces = one.detect(photo)
+    assert len(faces) == 1 and fits == [2]  # one fit of both candidates, no second look
+
+
 def test_a_face_the_detector_boxed_only_in_part_is_still_found(landmarker):
     from facemark.detection import FaceBox
 

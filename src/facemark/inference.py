@@ -306,7 +306,7 @@ class Landmarker:
         """Fit each doubtful candidate again from each of SECOND_LOOK_TRIES (a box about the
         same centre, a roll) and take the steadiest fit (in `points` and `doubt`) where it settles
         within SECOND_LOOK_DOUBT. Costs nothing when every candidate was face-like at once."""
-        again = np.flatnonzero(doubt > MAX_DOUBT)
+        again = np.flatnonzero((doubt > MAX_DOUBT) & ~self._holds_a_found_face(owners, boxes, points, doubt))
         if not len(again):
             return
         centre = (boxes[again, :2] + boxes[again, 2:]) / 2
@@ -321,6 +321,15 @@ class Landmarker:
         best = d.reshape(tries, -1).argmin(axis=0) * len(again) + np.arange(len(again))
         took = d[best] <= SECOND_LOOK_DOUBT
         points[again[took]], doubt[again[took]] = p[best[took]], d[best[took]]
+
+    def _holds_a_found_face(self, owners, boxes: np.ndarray, points: np.ndarray, doubt: np.ndarray) -> np.ndarray:
+        """Which candidates' boxes hold the eyes of a face already found in their image: a second
+        look from there could only find that face again (a box across two faces often does)."""
+        owners = np.asarray(owners, dtype=int)
+        found = np.flatnonzero(doubt <= MAX_DOUBT)
+        eyes = points[found][:, list(self.scheme.ocular)].mean(axis=1)  # (F, 2)
+        inside = (eyes[None] >= boxes[:, None, :2]).all(-1) & (eyes[None] <= boxes[:, None, 2:]).all(-1)
+        return (inside & (owners[:, None] == owners[found][None])).any(axis=1)
 
     def _distinct_faces(self, owners: np.ndarray, points: np.ndarray, doubt: np.ndarray, boxes: np.ndarray):
         """The candidates to report, in the detector's order: face-like ones (doubt within

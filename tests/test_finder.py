@@ -225,6 +225,22 @@ def test_the_shipped_finder_finds_small_faces_and_none_in_an_empty_scene():
     assert detector.detect(clutter) == [] and detector.detect(np.full((480, 640), 128, np.uint8)) == []
 
 
+def test_a_large_photo_is_shrunk_by_halvings_without_moving_its_face():
+    import cv2
+
+    from facemark.finder.runtime import FinderDetector
+
+    photo = face_photo([(138, 118)], size=(360, 400), face=124)
+
+    def found_at(k: float) -> tuple[np.ndarray, float]:  # the face's box centre and side, in `photo` pixels
+        enlarged = cv2.resize(photo, None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
+        face = max(FinderDetector().detect(enlarged), key=lambda b: b.score)
+        return (np.array(face.centre) + 0.5) / k - 0.5, face.side / k  # pixel centres at integers
+
+    (centre, side), (centre5, side5) = found_at(2.0), found_at(5.0)  # one fractional resize; two halvings first
+    assert np.hypot(*(centre5 - centre)) < 0.02 * side and abs(side5 / side - 1) < 0.02
+
+
 def test_landmarks_follow_a_rolled_face_through_the_default_pipeline():
     from facemark import Landmarker
 

@@ -70,7 +70,7 @@ class FinderDetector(Detector):
         if h < 2 or w < 2:
             return []
         smallest = min_side or max(SMALLEST_PX, DEFAULT_SMALLEST * min(h, w))
-        level, to_photo = _shrunk(gray, min(1.0, FIND_SIDE / smallest), np.eye(2, 3))
+        level, to_photo = _first_level(gray, min(1.0, FIND_SIDE / smallest))
         faces = self._at_level(level, to_photo)
         while min(level.shape) > MAX_SIDE:  # a face as large as the photo is not yet in the band
             level, to_photo = _shrunk(level, 1 / LEVEL_STEP, to_photo)  # from the last level: a third the cost
@@ -102,15 +102,35 @@ class FinderDetector(Detector):
         return [b for b in self.detect(window, min_side=side * 0.6) if b.side < side * 1.6]
 
 
+def _first_level(photo: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """The photo area-resized by `scale` (never enlarged) and the level's map to the photo. A
+    large photo is halved exactly first (OpenCV's area halving is ~40x faster than a fractional
+    area resize: a 12-MP photo's detect 3x faster), then resized by what is left (at most 2x)."""
+    to_photo = np.eye(2, 3)
+    while scale <= 0.5 and min(photo.shape) >= 4:
+        h, w = photo.shape
+        photo, to_photo = _resized(photo[: h // 2 * 2, : w // 2 * 2], (w // 2, h // 2), to_photo)
+        scale *= 2
+    return _shrunk(photo, scale, to_photo)
+
+
 def _shrunk(image: np.ndarray, scale: float, to_photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`image` area-resized by `scale` (never enlarged) and the new level's map to the photo: an area
-    resize by f maps pixel centres as x = f * x' + (f - 1) / 2, composed with the level's own map."""
+    """`image` area-resized by `scale` (never enlarged) and the new level's map to the photo.
+    (Bilinear would be ~5x faster, but the finder then reported 3x the false faces beside pasted
+    faces in benchmarks/finder.py; halving the coarser levels too flipped a few faces either way.)"""
     h, w = image.shape
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
     if (new_w, new_h) == (w, h):
         return image, to_photo
-    small = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
-    fx, fy = w / new_w, h / new_h
+    return _resized(image, (new_w, new_h), to_photo)
+
+
+def _resized(image: np.ndarray, size: tuple[int, int], to_photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`image` area-resized to `size` (w, h) and its map to the photo: an area resize by f maps
+    pixel centres as x = f * x' + (f - 1) / 2, composed with the level's own map."""
+    h, w = image.shape
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    fx, fy = w / size[0], h / size[1]
     return small, compose(to_photo, np.array([[fx, 0, (fx - 1) / 2], [0, fy, (fy - 1) / 2]]))
 
 

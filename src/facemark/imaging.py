@@ -311,11 +311,17 @@ def _halved(image: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def _resized(image: np.ndarray, scale: float, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`image` area-resized by about `scale`, and `matrix` (original -> crop) for the resized one."""
     h, w = image.shape[:2]
-    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-    out = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
-    fx, fy = new_w / w, new_h / h
-    # Area resize maps pixel centres as x' = f * x + (f - 1) / 2.
-    return out, compose(matrix, invert(np.array([[fx, 0.0, (fx - 1) / 2], [0.0, fy, (fy - 1) / 2]])))
+    small, back = area_resized(image, (max(1, round(w * scale)), max(1, round(h * scale))))
+    return small, compose(matrix, back)
+
+
+def area_resized(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """`image` area-resized to `size` (w, h), and the affine from its pixels to `image`'s: an area
+    resize by f maps pixel centres (at integers) as x = f * x' + (f - 1) / 2."""
+    h, w = image.shape[:2]
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    fx, fy = w / size[0], h / size[1]
+    return small, np.array([[fx, 0.0, (fx - 1) / 2], [0.0, fy, (fy - 1) / 2]])
 
 
 def _covered_part(image: np.ndarray, matrix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

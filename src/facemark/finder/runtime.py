@@ -18,7 +18,7 @@ import numpy as np
 from facemark.detection import Detector, FaceBox
 from facemark.errors import FacemarkError
 from facemark.finder.maps import MAX_SIDE, decode
-from facemark.imaging import apply, compose, cv2, to_gray
+from facemark.imaging import apply, area_resized, compose, cv2, to_gray
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "finder"
 FIND_SIDE = 24.0  # px at the network's input: the smallest box it finds reliably
@@ -126,12 +126,9 @@ def _shrunk(image: np.ndarray, scale: float, to_photo: np.ndarray) -> tuple[np.n
 
 
 def _resized(image: np.ndarray, size: tuple[int, int], to_photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`image` area-resized to `size` (w, h) and its map to the photo: an area resize by f maps
-    pixel centres as x = f * x' + (f - 1) / 2, composed with the level's own map."""
-    h, w = image.shape
-    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    fx, fy = w / size[0], h / size[1]
-    return small, compose(to_photo, np.array([[fx, 0, (fx - 1) / 2], [0, fy, (fy - 1) / 2]]))
+    """`image` area-resized to `size` (w, h) and its map to the photo (the level's own, composed)."""
+    small, back = area_resized(image, size)
+    return small, compose(to_photo, back)
 
 
 def _tiles(image: np.ndarray):

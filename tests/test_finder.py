@@ -197,7 +197,9 @@ def _turned(photo: np.ndarray, centre: tuple[float, float], angle: float) -> np.
     return cv2.warpAffine(photo, m, photo.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
 
 
-@pytest.mark.parametrize("angle", [0, 30, 90])  # 45-60 degrees and upside down: not yet reliable
+# Its roll at 75-120 degrees one way and upside down is not yet reliable on this face (the
+# pipeline's second look turns those crops; benchmarks/finder.py has the roll sweep).
+@pytest.mark.parametrize("angle", [0, 30, 60, -90])
 def test_the_shipped_finder_finds_a_face_at_any_roll_and_says_which(angle):
     from facemark.finder.runtime import FinderDetector
 

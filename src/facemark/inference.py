@@ -150,9 +150,9 @@ SECOND_LOOK_DOUBT = 0.05
 # degrees: so the candidate's own box at five turns (the first fit was its box unturned). It
 # also often boxes part of a face (eyes and nose), and from a box round the whole face the
 # re-framing finds it: so a box twice as large, upright and upside down. Against the twice
-# larger box at all six turns this found 407 of 410 held-out LFW faces, not 401 (web photos 352
-# of 356 and infants 30 of 51 both), group photos 94.1 % not 90.7 % (benchmarks/finder.py),
-# at one face-free photo's false face more.
+# larger box at all six turns (with the 38-epoch finder) this found 407 of 410 held-out LFW
+# faces, not 401 (web photos 352 of 356 and infants 30 of 51 both), group photos 94.1 % not
+# 90.7 % (benchmarks/finder.py), at one face-free photo's false face more.
 SECOND_LOOK_TRIES = ((1.0, 45.0), (1.0, -45.0), (1.0, 90.0), (1.0, -90.0), (1.0, 180.0), (2.0, 0.0), (2.0, 180.0))
 
 

@@ -303,9 +303,16 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int, exact: bool = False) 
 
 
 def _halved(image: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`image` (trimmed to even sides) area-halved exactly, and `matrix` (original -> crop) for it."""
+    """`image` area-halved exactly, and `matrix` (original -> crop) for it."""
+    small, back = area_halved(image)
+    return small, compose(matrix, back)
+
+
+def area_halved(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`image` trimmed to even sides and area-halved exactly (OpenCV's fast path, ~40x faster
+    than a fractional area resize), and the affine from its pixels to `image`'s."""
     h, w = image.shape[:2]
-    return _resized(image[: h // 2 * 2, : w // 2 * 2], 0.5, matrix)
+    return area_resized(image[: h // 2 * 2, : w // 2 * 2], (w // 2, h // 2))
 
 
 def _resized(image: np.ndarray, scale: float, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -87,13 +87,13 @@ def test_every_entry_point_shares_one_default_detector():
 
 
 def test_overlapping_boxes_are_reported_once_best_first():
-    from facemark.detection import FaceBox, _suppress
+    from facemark.detection import FaceBox, suppress
 
     a, b = FaceBox(0, 0, 10, 10, 0.9), FaceBox(1, 1, 11, 11, 0.95)  # IoU 0.68: one face
     far, touching = FaceBox(50, 50, 60, 60, 0.5), FaceBox(8, 0, 18, 10, 0.4)  # IoU 0.11 with a
-    assert _suppress([a, far, b, touching]) == [b, far, touching]
+    assert suppress([a, far, b, touching]) == [b, far, touching]
     grid = [FaceBox(x, y, x + 8, y + 8, (x * 7 + y) % 5 / 5) for x in range(0, 800, 4) for y in range(0, 80, 4)]
-    kept = _suppress(grid)  # 4,000 candidates, half-overlapping neighbours
+    kept = suppress(grid)  # 4,000 candidates, half-overlapping neighbours
     assert 0 < len(kept) < len(grid)
     k = np.array([b.as_array() for b in kept])
     ix = np.clip(np.minimum(k[:, None, 2], k[None, :, 2]) - np.maximum(k[:, None, 0], k[None, :, 0]), 0, None)

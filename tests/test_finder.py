@@ -174,6 +174,17 @@ def test_a_huge_photo_runs_in_tiles_with_bounded_inputs(untrained_finder, monkey
     assert len(seen) > 1 and max(max(s) for s in seen) <= 1024
 
 
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_a_quarter_turned_level_maps_back_onto_the_level(k):
+    from facemark.finder.runtime import _unturn
+
+    level = np.arange(5 * 7).reshape(5, 7)
+    turned = np.rot90(level, k)
+    yy, xx = np.mgrid[0 : turned.shape[0], 0 : turned.shape[1]]
+    back = apply(_unturn(k, level.shape), np.stack([xx, yy], axis=-1).astype(np.float64)).round().astype(int)
+    assert (level[back[..., 1], back[..., 0]] == turned).all()
+
+
 def test_a_scene_that_fails_to_build_stops_training_instead_of_hanging_it():
     from facemark.finder.training import _Batches
 
@@ -212,6 +223,21 @@ def test_the_shipped_finder_finds_a_face_at_any_roll_and_says_which(angle):
     (found,) = faces
     assert np.hypot(*np.subtract(found.centre, centre)) < 0.2 * upright[0].side
     assert abs((found.roll - upright[0].roll - angle + 180) % 360 - 180) < 25
+
+
+def test_each_quarter_turned_view_of_a_coarse_level_boxes_a_large_face_where_it_is():
+    from facemark.finder.runtime import FIND_SIDE, FinderDetector, _shrunk, _unturn
+    from facemark.imaging import compose
+
+    detector = FinderDetector()
+    photo = face_photo([(30, 30)], size=(360, 360), face=300)[..., 0]  # a selfie: the face fills the photo
+    (face,) = detector.detect(photo)
+    level, to_photo = _shrunk(photo, 1 / 4, np.eye(2, 3))  # the face ~52 px: in the network's band
+    for k in range(4):
+        seen = detector._at_level(np.rot90(level, k), compose(to_photo, _unturn(k, level.shape)), FIND_SIDE)
+        best = max(seen, key=lambda b: b.score)
+        assert np.hypot(*np.subtract(best.centre, face.centre)) < 0.2 * face.side
+        assert abs(best.side / face.side - 1) < 0.25
 
 
 def test_the_shipped_finder_finds_small_faces_and_none_in_an_empty_scene():

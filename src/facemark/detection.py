@@ -103,7 +103,11 @@ class Detector:
         boxes = self._boxes(image, min_side)
         if min_side:
             boxes = [b for b in boxes if b.side >= min_side]
-        return sorted(_suppress(boxes), key=lambda b: (b.x0, b.y0))
+        return sorted(self._one_per_face(boxes), key=lambda b: (b.x0, b.y0))
+
+    def _one_per_face(self, boxes: list[FaceBox]) -> list[FaceBox]:
+        """The boxes to report of those found: the best of each overlapping group."""
+        return suppress(boxes)
 
     def has_face(self, window: np.ndarray, side: float) -> bool:
         """Is a face with a box of about `side` px centred in `window`? (tracking's check)"""
@@ -118,7 +122,7 @@ class Detector:
         return self.detect(window)
 
 
-def _suppress(boxes: list[FaceBox], overlap: float = 0.3) -> list[FaceBox]:
+def suppress(boxes: list[FaceBox], overlap: float = 0.3) -> list[FaceBox]:
     """Keep the best of boxes that overlap: a face is reported once."""
     a = np.array([b.as_array() for b in boxes]).reshape(-1, 4)
     return [boxes[i] for i in distinct(a, np.array([b.score for b in boxes]), overlap)]

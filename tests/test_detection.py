@@ -180,3 +180,14 @@ def test_a_face_the_detector_gave_the_wrong_roll_is_still_found(landmarker):
     faces = one.detect(turned)
     assert len(faces) == 1
     np.testing.assert_allclose(faces[0].points, turn(truth), atol=3.0)
+
+
+def test_a_fit_that_shrinks_to_a_small_face_inside_its_box_is_not_a_face(landmarker):
+    photo = face_photo([(200, 80)])
+    (face,) = landmarker.detect(photo)
+    box = np.array([face.box])
+    centre = face.points.mean(axis=0)
+    small = centre + (face.points - centre) * 0.3  # a made-up face around the nose and mouth
+    doubt = np.zeros(2)
+    landmarker._drop_shrunk(np.stack([face.points, small]), np.repeat(box, 2, axis=0), doubt)
+    assert doubt[0] == 0 and doubt[1] == np.inf

@@ -153,6 +153,11 @@ SECOND_LOOK_DOUBT = 0.05
 # down. Turns of 45 degrees saved none of those 39 once the finder's coarse levels ran turned
 # (finder/runtime.py): dropped, for two sevenths less second-look time; 1,002 of the 1,041
 # candidates given a second look there never settle, so its cost is mostly theirs.
+# A fit is a face only if the face it settles on is at least this share of its candidate's box
+# side: real faces settled at 0.65-2.5 of it (603 found in benchmarks/finder.py --limit 30); a
+# turned-view candidate on a web photo's lower face settled at 0.52 on a made-up face around the
+# nose and mouth, and hid the real face from the second look.
+MIN_SETTLED = 0.55
 SECOND_LOOK_TRIES = ((1.0, 90.0), (1.0, -90.0), (1.0, 180.0), (2.0, 0.0), (2.0, 180.0))
 
 
@@ -294,7 +299,9 @@ class Landmarker:
         boxes = np.array([b.as_array() for b in flat]).reshape(-1, 4)
         rolls = np.array([b.roll for b in flat])
         points, doubt = self.fit_boxes(grays, owners, boxes, rolls=rolls)
+        self._drop_shrunk(points, boxes, doubt)
         self._second_look(grays, owners, boxes, rolls, points, doubt)
+        self._drop_shrunk(points, boxes, doubt)
         out: list[list[FaceLandmarks]] = [[] for _ in copies]
         for n in self._distinct_faces(np.array(owners, dtype=int), points, doubt, boxes):
             box, i = flat[n], owners[n]
@@ -321,6 +328,16 @@ class Landmarker:
         best = d.reshape(tries, -1).argmin(axis=0) * len(again) + np.arange(len(again))
         took = d[best] <= SECOND_LOOK_DOUBT
         points[again[took]], doubt[again[took]] = p[best[took]], d[best[took]]
+
+    def _drop_shrunk(self, points: np.ndarray, boxes: np.ndarray, doubt: np.ndarray) -> None:
+        """Mark as not a face (in `doubt`) each fit that settled on a face far smaller than its
+        candidate's box: a small face the model made up inside part of a face (a nose and mouth),
+        which would otherwise hide the real face around it from the second look."""
+        regress = self.config.box_regressor
+        if regress is None or not len(points):
+            return
+        settled = regress(points)
+        doubt[(settled[:, 2] - settled[:, 0]) < MIN_SETTLED * (boxes[:, 2] - boxes[:, 0])] = np.inf
 
     def _holds_a_found_face(self, owners, boxes: np.ndarray, points: np.ndarray, doubt: np.ndarray) -> np.ndarray:
         """Which candidates' boxes hold the eyes of a face already found in their image: a second

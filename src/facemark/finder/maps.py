@@ -1,4 +1,4 @@
-"""What the finder's output cells mean, in both directions (numpy only).
+"""What the finder's output cells mean, in both directions (numpy; decoding uses one OpenCV dilation).
 
 Each cell of the stride-8 output holds CHANNELS numbers: a face-centre logit, the centre's offset
 from the cell centre (in cells), log(box side / stride), and the five keypoints relative to the
@@ -91,16 +91,25 @@ def _unsure(out: np.ndarray, cx: float, cy: float, side: float) -> None:
 
 def decode(maps: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Raw network maps (H/8, W/8, CHANNELS) -> faces scoring at least `threshold` at a local
-    maximum: scores (N,), centres (N, 2), sides (N,), keypoints (N, 5, 2), in input pixels."""
-    score = 1 / (1 + np.exp(-maps[..., 0].astype(np.float64)))
-    padded = np.pad(score, 1, constant_values=-1.0)
-    h, w = score.shape
-    neighbours = np.max([padded[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)], axis=0)
-    iy, ix = np.nonzero((score >= threshold) & (score >= neighbours))
+    maximum: scores (N,), centres (N, 2), sides (N,), keypoints (N, 5, 2), in input pixels.
+    Maxima are found on the logits (the sigmoid keeps their order) by a 3x3 dilation, which
+    costs a tenth of shifting a padded map nine times: it runs on every pyramid level and view."""
+    import cv2
+
+    logit = np.ascontiguousarray(maps[..., 0], dtype=np.float32)
+    neighbours = cv2.dilate(logit, np.ones((3, 3), np.uint8))  # out-of-map cells count as -inf
+    iy, ix = np.nonzero((logit >= neighbours) & (logit >= _logit(threshold)))
     cells = maps[iy, ix].astype(np.float64)
     cx = (ix + cells[:, 1]) * STRIDE + (STRIDE - 1) / 2
     cy = (iy + cells[:, 2]) * STRIDE + (STRIDE - 1) / 2
     side = np.exp(np.clip(cells[:, 3], -2.0, 8.0)) * STRIDE
     centres = np.stack([cx, cy], axis=1)
     keypoints = centres[:, None, :] + cells[:, 4:].reshape(-1, KEYPOINTS, 2) * side[:, None, None]
-    return score[iy, ix], centres, side, keypoints
+    return 1 / (1 + np.exp(-cells[:, 0])), centres, side, keypoints
+
+
+def _logit(p: float) -> float:
+    """The logit whose sigmoid is `p` (-inf for p <= 0, inf for p >= 1)."""
+    if p <= 0:
+        return -np.inf
+    return np.inf if p >= 1 else float(np.log(p / (1 - p)))

@@ -153,12 +153,12 @@ SECOND_LOOK_DOUBT = 0.05
 # down. Turns of 45 degrees saved none of those 39 once the finder's coarse levels ran turned
 # (finder/runtime.py): dropped, for two sevenths less second-look time; 1,002 of the 1,041
 # candidates given a second look there never settle, so its cost is mostly theirs.
+SECOND_LOOK_TRIES = ((1.0, 90.0), (1.0, -90.0), (1.0, 180.0), (2.0, 0.0), (2.0, 180.0))
 # A fit is a face only if the face it settles on is at least this share of its candidate's box
 # side: real faces settled at 0.65-2.5 of it (603 found in benchmarks/finder.py --limit 30); a
 # turned-view candidate on a web photo's lower face settled at 0.52 on a made-up face around the
 # nose and mouth, and hid the real face from the second look.
 MIN_SETTLED = 0.55
-SECOND_LOOK_TRIES = ((1.0, 90.0), (1.0, -90.0), (1.0, 180.0), (2.0, 0.0), (2.0, 180.0))
 
 
 class Landmarker:

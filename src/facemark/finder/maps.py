@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facemark.imaging import cv2
+
 STRIDE = 8
 KEYPOINTS = 5  # right eye centre, left eye centre, nose tip, right mouth corner, left mouth corner
 CHANNELS = 4 + 2 * KEYPOINTS  # score logit, centre offset (2), log side, keypoints (10)
@@ -94,8 +96,6 @@ def decode(maps: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, 
     maximum: scores (N,), centres (N, 2), sides (N,), keypoints (N, 5, 2), in input pixels.
     Maxima are found on the logits (the sigmoid keeps their order) by a 3x3 dilation, which
     costs a tenth of shifting a padded map nine times: it runs on every pyramid level and view."""
-    import cv2
-
     logit = np.ascontiguousarray(maps[..., 0], dtype=np.float32)
     neighbours = cv2.dilate(logit, np.ones((3, 3), np.uint8))  # out-of-map cells count as -inf
     iy, ix = np.nonzero((logit >= neighbours) & (logit >= _logit(threshold)))

@@ -182,6 +182,20 @@ def test_a_face_the_detector_gave_the_wrong_roll_is_still_found(landmarker):
     np.testing.assert_allclose(faces[0].points, turn(truth), atol=3.0)
 
 
+def test_each_view_a_detector_gives_of_a_face_is_fitted(landmarker):
+    from dataclasses import replace
+
+    from facemark.detection import FaceBox
+
+    photo = face_photo([(200, 80)])
+    good = landmarker.detector.detect(photo)[0]
+    off = FaceBox(20, 150, 60, 190, 0.5, good.keypoints)  # a view on background: never a face
+    one = Landmarker("kaggle15", detector=_giving(off))
+    assert one.detect(photo) == []
+    faces = Landmarker("kaggle15", detector=_giving(replace(off, other_views=(good,)))).detect(photo)
+    assert len(faces) == 1 and faces[0].box == (good.x0, good.y0, good.x1, good.y1)  # found from its other view
+
+
 def test_a_fit_that_shrinks_to_a_small_face_inside_its_box_is_not_a_face(landmarker):
     photo = face_photo([(200, 80)])
     (face,) = landmarker.detect(photo)

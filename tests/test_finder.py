@@ -283,3 +283,20 @@ def test_landmarks_follow_a_rolled_face_through_the_default_pipeline():
     expected = upright.points @ m[:, :2].T + m[:, 2]
     ocular = np.hypot(*(upright.points[0] - upright.points[1]))
     assert np.linalg.norm(turned.points - expected, axis=1).mean() < 0.1 * ocular
+
+
+def test_a_turned_view_of_a_kept_face_is_one_of_its_views_not_a_second_face():
+    from facemark.finder.runtime import _filled_in
+
+    def box(x, side, roll):  # a FaceBox whose eye line is turned `roll` degrees
+        r = np.radians(roll)
+        eyes = ((x, 50.0), (x + 10 * np.cos(r), 50 + 10 * np.sin(r)))
+        return FaceBox(x, 40, x + side, 40 + side, 0.5, eyes)
+
+    upright = box(0, 100, 0)
+    seen_at_90 = box(10, 80, 90)  # the same face (IoU 0.64) at another roll: a second opinion
+    again = box(2, 100, 10)  # the same box at about the same roll: nothing new
+    elsewhere = box(300, 100, 90)
+    (face, other) = _filled_in([upright], [seen_at_90, again, elsewhere])
+    assert face.as_array().tolist() == upright.as_array().tolist() and face.other_views == (seen_at_90,)
+    assert other == elsewhere

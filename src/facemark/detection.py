@@ -36,6 +36,9 @@ class FaceBox:
     y1: float
     score: float = 1.0
     keypoints: tuple[tuple[float, float], ...] | None = None
+    # The same face as other views saw it (a detector that looks at a photo turned several ways
+    # may see one face at two rolls): each view's box and keypoints; the landmark stage fits them all.
+    other_views: tuple[FaceBox, ...] = ()
 
     @property
     def roll(self) -> float:

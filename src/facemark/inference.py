@@ -294,8 +294,10 @@ class Landmarker:
         caller that decodes large photos keep only the small copies. Results in original pixels."""
         grays = [g for g, _ in copies]
         found = [self.detector.detect(g, self._min_side(m)) for g, m in copies]
-        owners = [i for i, boxes in enumerate(found) for _ in boxes]
-        flat = [b for boxes in found for b in boxes]
+        # One candidate per view of each face (a face seen at two rolls is fitted at both).
+        seen = [(i, v) for i, boxes in enumerate(found) for b in boxes for v in (b, *b.other_views)]
+        owners = [i for i, _ in seen]
+        flat = [v for _, v in seen]
         boxes = np.array([b.as_array() for b in flat]).reshape(-1, 4)
         rolls = np.array([b.roll for b in flat])
         points, doubt = self.fit_boxes(grays, owners, boxes, rolls=rolls)

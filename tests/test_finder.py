@@ -112,13 +112,38 @@ def test_a_training_stopped_by_its_budget_resumes_and_ships_a_working_detector(t
     from facemark.finder.training import FinderConfig, train_finder
 
     run = tmp_path / "run"
-    assert train_finder(_tiny(tmp_path, max_minutes=0), run, log=lambda line: None) == run
+    assert train_finder(_tiny(tmp_path, max_minutes=0, hard_negatives=("ytf68",)), run, log=lambda line: None) == run
     assert (run / "checkpoints" / "epoch-0001").exists() and not (run / "finder").exists()
+    assert (run / "negatives.npz").exists()  # mined once, kept for the resumed run
     bundle = train_finder(FinderConfig(), run, resume=True, log=lambda line: None)
     assert (bundle / "model.onnx").exists() and (run / "checkpoints" / "epoch-0002").exists()
     assert len((run / "history.csv").read_text().splitlines()) == 3  # header + two epochs
     faces = FinderDetector(bundle, threshold=0.0).detect(face_photo([(20, 20)]))
     assert all(len(f.keypoints) == 5 for f in faces)
+
+
+def test_a_false_candidate_is_cut_out_only_away_from_known_faces():
+    from facemark.finder.negatives import STORED, _negative
+
+    gray = np.random.default_rng(0).integers(0, 255, (200, 300), dtype=np.uint8)
+    face = np.array([150.0, 50, 250, 150])
+    patch = _negative(gray, np.array([20.0, 20, 60, 60]), [face])
+    assert patch.shape == (STORED, STORED) and patch.dtype == np.uint8
+    assert _negative(gray, np.array([120.0, 60, 170, 110]), [face]) is None  # its context shows the face
+    assert _negative(gray, np.array([0.0, 0, 40, 40]), [face]) is None  # its context leaves the photo
+
+
+def test_hard_negatives_are_pasted_into_scenes_and_scenes_stay_a_function_of_seed_and_index(tmp_path):
+    from facemark.finder.faces import load_faces
+    from facemark.finder.scenes import SceneMaker, face_free_photos
+
+    cfg = _tiny(tmp_path)
+    faces, backgrounds = load_faces(cfg.data, "train", cfg.sources), face_free_photos()
+    plain = SceneMaker(faces, backgrounds, 64, seed=3)
+    white = [np.full((48, 48), 255, np.uint8)]
+    mined = SceneMaker(faces, backgrounds, 64, seed=3, negatives=white)
+    assert np.array_equal(mined.scene(7).image, mined.scene(7).image)
+    assert any(not np.array_equal(mined.scene(i).image, plain.scene(i).image) for i in range(8))
 
 
 def test_a_second_run_in_the_same_folder_is_refused(tmp_path):

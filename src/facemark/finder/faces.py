@@ -54,7 +54,7 @@ def load_faces(
             raise FacemarkError(f"{folder}: missing (the finder trains on {', '.join(SOURCES)} under {root})")
         data = read_dataset(folder)
         look_around = name in ("mtfl5-web", "infanface")
-        cascade = _cascade() if look_around else None
+        cascade = unsure_finder() if look_around else None
         for s in data.samples:
             if held_out(s) != (part == "val"):
                 continue
@@ -62,17 +62,18 @@ def load_faces(
             if not kp_mask.all():
                 continue
             box = points_box(s.points, s.mask, data.scheme.frame)
-            out.append(_patch(s.image, box, kp, _others(cascade, s.image, box) if cascade else None, name))
+            out.append(_patch(s.image, box, kp, other_faces(cascade, s.image, box) if cascade else None, name))
     return out
 
 
-def _cascade():
+def unsure_finder():
+    """The detector that finds the faces labels do not mention (so they are never background)."""
     from facemark.detection import OpenCVDetector
 
     return OpenCVDetector(min_neighbors=2)
 
 
-def _others(detector, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+def other_faces(detector, image: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Other faces the cascade sees in the photo: (centre x, centre y, side) rows."""
     from facemark.detection import FaceBox, iou
 

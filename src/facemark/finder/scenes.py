@@ -17,6 +17,7 @@ import numpy as np
 
 from facemark.finder.faces import FacePatch
 from facemark.finder.maps import MAX_SIDE, MIN_SIDE, Face
+from facemark.finder.negatives import CONTEXT
 from facemark.imaging import cv2
 
 # skimage's data photos that show no person (the astronaut, the cameraman and the LFW faces do),
@@ -62,8 +63,10 @@ class SceneMaker:
         size: int = 256,
         seed: int = 0,
         weights: dict[str, float] | None = None,
+        negatives: list[np.ndarray] | None = None,
     ):
         self.faces, self.backgrounds, self.size, self.seed = faces, backgrounds, size, seed
+        self.negatives = negatives or []  # hard negatives (`finder.negatives`): pasted as background
         w = np.array([(weights or {}).get(f.source, 1.0) for f in faces], np.float64)
         self._cumulative = np.cumsum(w / w.sum())
 
@@ -73,6 +76,8 @@ class SceneMaker:
         canvas = self._background(rng)
         for _ in range(rng.integers(0, 4)):
             self._distractor(rng, canvas)
+        for _ in range(rng.integers(0, 3) if self.negatives else 0):  # (no draw without: old recipes unchanged)
+            self._hard_negative(rng, canvas)
         faces: list[Face] = []
         unsure: list[Face] = []
         n = rng.choice([0, 1, 1, 1, 2, 2, 3, 4, 6])
@@ -138,6 +143,18 @@ class SceneMaker:
         m = cv2.getRotationMatrix2D(((side - 1) / 2, (side - 1) / 2), rng.uniform(-180, 180), 1.0)
         m[:, 2] += rng.uniform(-side / 2, s - side / 2, 2)
         _blend(canvas, patch, m, rng)
+
+    def _hard_negative(self, rng, canvas: np.ndarray) -> None:
+        """A mined false candidate, its box sized in the band the network learns, at any roll."""
+        patch = self.negatives[rng.integers(len(self.negatives))].astype(np.float32)
+        if rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        patch = np.clip(patch * rng.uniform(0.7, 1.3) + rng.uniform(-30, 30), 0, 255)
+        n = patch.shape[0]
+        side = float(np.exp(rng.uniform(np.log(MIN_SIDE), np.log(MAX_SIDE)))) * CONTEXT  # the patch's side
+        m = cv2.getRotationMatrix2D(((n - 1) / 2, (n - 1) / 2), rng.uniform(-180, 180), side / n)
+        m[:, 2] += rng.uniform(0, self.size, 2) - (n - 1) / 2
+        _blend(canvas, patch, m, rng, soft_centre=((n - 1) / 2, (n - 1) / 2), soft_radius=n / 2 / 1.3)
 
     # --- faces -----------------------------------------------------------------------------
     def _paste(self, rng, canvas, f: FacePatch, centre, side: float, faces: list, unsure: list) -> None:

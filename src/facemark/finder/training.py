@@ -45,6 +45,9 @@ class FinderConfig:
     val_scenes: int = 192
     sources: tuple[str, ...] = tuple(SOURCES)
     source_weights: dict[str, float] | None = None  # how much likelier a source's faces are (default 1)
+    # Sources whose training photos the shipped pipeline's false candidates are mined from
+    # (`finder.negatives`; cached in the run folder). Mined with the finder shipped at the time.
+    hard_negatives: tuple[str, ...] = ()
     max_minutes: float | None = None
 
     def to_dict(self) -> dict:
@@ -174,7 +177,8 @@ def _train(cfg: FinderConfig, run_dir: Path, resume: bool, log) -> Path:
         if not config_path.exists():
             raise FacemarkError(f"{run_dir}: nothing to resume (no config.json)")
         saved = json.loads(config_path.read_text())
-        saved = FinderConfig(**{**saved, "sources": tuple(saved["sources"])})
+        tuples = {k: tuple(saved.get(k, ())) for k in ("sources", "hard_negatives")}
+        saved = FinderConfig(**{**saved, **tuples})
         # A resumed run keeps its recipe; only its time budget may change.
         cfg = replace(saved, max_minutes=cfg.max_minutes)
     elif checkpoints.latest() is not None:
@@ -187,7 +191,8 @@ def _train(cfg: FinderConfig, run_dir: Path, resume: bool, log) -> Path:
     keras.utils.set_random_seed(cfg.seed)
     train_faces, val_faces = (_pool(cfg, run_dir, part, log) for part in ("train", "val"))
     backgrounds = face_free_photos()
-    maker = SceneMaker(train_faces, backgrounds, cfg.size, cfg.seed, cfg.source_weights)
+    negatives = _negatives(cfg, run_dir, log) if cfg.hard_negatives else None
+    maker = SceneMaker(train_faces, backgrounds, cfg.size, cfg.seed, cfg.source_weights, negatives)
     val_maker = SceneMaker(val_faces, backgrounds, cfg.size, cfg.seed + 1_000_003)
     val_scenes = [val_maker.scene(i) for i in range(cfg.val_scenes)]  # the same every epoch: made once
     vx, vy = batch_of(val_scenes)
@@ -248,6 +253,19 @@ def _train(cfg: FinderConfig, run_dir: Path, resume: bool, log) -> Path:
     t, recall, false = chosen["threshold"], chosen["recall"], chosen["false_per_scene"]
     log(f"threshold {t:.2f}: recall {recall:.3f}, {false:.3f} false faces a held-out scene")
     return write_bundle(model, run_dir / BUNDLE, cfg, t)
+
+
+def _negatives(cfg: FinderConfig, run_dir: Path, log) -> list[np.ndarray]:
+    from facemark.finder.negatives import mine_negatives, read_negatives, save_negatives
+
+    path = run_dir / "negatives.npz"
+    if path.exists():
+        return read_negatives(path)
+    t = time.monotonic()
+    patches = mine_negatives(cfg.data, cfg.hard_negatives, log=log)  # none: scenes as without them
+    save_negatives(patches, path)
+    log(f"{len(patches)} hard negatives mined in {(time.monotonic() - t) / 60:.1f} min")
+    return patches
 
 
 def _pool(cfg: FinderConfig, run_dir: Path, part: str, log):

@@ -1,6 +1,7 @@
 """Accuracy on faces people marked by hand, ours beside dlib and MediaPipe, in one run.
 
     python benchmarks/human.py [--models kaggle15,runs/kaggle15-human] [--mediapipe-python PATH]
+    python benchmarks/human.py --detectors facemark,runs/finder-hn/finder   # a candidate finder beside the shipped one
 
 Faces: the human-labelled part of the shared data that `splits.held_out` keeps out of every
 multi-source recipe (mtfl5 web photos and LFW people hashing to 0 mod 10, InfAnFace's google2
@@ -65,6 +66,11 @@ def pick(truth: np.ndarray, found: list[np.ndarray]) -> np.ndarray | None:
 
 
 def ours(model: str, paths: list[str], detector: str) -> list[list[np.ndarray]]:
+    """`model` behind `detector`: a detector's name, or a finder bundle folder (a candidate finder)."""
+    if Path(detector).is_dir():
+        from facemark.finder.runtime import FinderDetector
+
+        detector = FinderDetector(detector)
     lm = Landmarker(model, detector=detector)
     to5 = CONVERSIONS[lm.scheme.name, MTFL5.name]
     return [[to5 @ f.points for f in lm.detect(p)] for p in paths]
@@ -118,7 +124,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="kaggle15", help="comma-separated facemark models (names or run folders)")
     p.add_argument("--mediapipe-python", default=None, help="python of a venv with mediapipe==0.10.21")
-    p.add_argument("--detectors", default=DEFAULT_DETECTOR, help="comma-separated detectors in front of ours")
+    p.add_argument(
+        "--detectors",
+        default=DEFAULT_DETECTOR,
+        help="detectors in front of ours, comma-separated: names or finder bundle folders",
+    )
     p.add_argument("--json", default=None, help="also write every figure here")
     a = p.parse_args()
     results: dict[str, dict] = {}

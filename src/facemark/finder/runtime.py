@@ -35,7 +35,8 @@ ALIGN = 32  # the network's input sides are multiples of this
 # benchmarks/finder.py this took web photos rolled 15-180 degrees from 83-93 % found to 93-100 %,
 # for about 3 ms more a 640x480 photo (the coarser levels are a ninth of the first's pixels).
 COARSE_TURNS = (0, 1, 2, 3)
-SAME_BOX, SAME_ROLL = 0.6, 45.0  # IoU and degrees within which a turned view's candidate is not new
+SAME_FACE = 0.3  # IoU at which a turned view's candidate is a kept one's face (as `suppress` within a view)
+SAME_BOX, SAME_ROLL = 0.6, 45.0  # IoU and degrees within which it is the same view of that face
 
 
 class FinderDetector(Detector):
@@ -152,7 +153,7 @@ def _resized(image: np.ndarray, size: tuple[int, int], to_photo: np.ndarray) -> 
 
 def _filled_in(unturned: list[FaceBox], turned: list[FaceBox]) -> list[FaceBox]:
     """The unturned view's candidates, best first, then those of the turned views that box a face
-    no kept candidate boxes (IoU 0.3, as within a view). A turned view's candidate on a kept box
+    no kept candidate boxes (SAME_FACE). A turned view's candidate on a kept box
     that proposes something new, a box (IoU SAME_BOX) or a roll (SAME_ROLL) no view of it has,
     becomes one of that box's `other_views`: the network's keypoints (so the roll a crop is turned
     by) hold only in the view where a face is near upright, which is not always the best-scoring
@@ -160,7 +161,7 @@ def _filled_in(unturned: list[FaceBox], turned: list[FaceBox]) -> list[FaceBox]:
     each view and the detector still reports one box a face."""
     kept = list(unturned)
     for box in sorted(turned, key=lambda b: -b.score):
-        same = [i for i, a in enumerate(kept) if iou(a, box) >= 0.3]
+        same = [i for i, a in enumerate(kept) if iou(a, box) >= SAME_FACE]
         if not same:
             kept.append(box)
         elif not any(_same_view(v, box) for i in same for v in (kept[i], *kept[i].other_views)):

@@ -3,6 +3,7 @@ built here (rotated, small, none) and on images of every awkward kind."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -112,11 +113,13 @@ def test_a_training_stopped_by_its_budget_resumes_and_ships_a_working_detector(t
     from facemark.finder.training import FinderConfig, train_finder
 
     run = tmp_path / "run"
-    assert train_finder(_tiny(tmp_path, max_minutes=0, hard_negatives=("ytf68",)), run, log=lambda line: None) == run
+    budget = _tiny(tmp_path, max_minutes=0, hard_negatives=("ytf68",), threshold=0.42)
+    assert train_finder(budget, run, log=lambda line: None) == run
     assert (run / "checkpoints" / "epoch-0001").exists() and not (run / "finder").exists()
     assert (run / "negatives.npz").exists()  # mined once, kept for the resumed run
     bundle = train_finder(FinderConfig(), run, resume=True, log=lambda line: None)
     assert (bundle / "model.onnx").exists() and (run / "checkpoints" / "epoch-0002").exists()
+    assert json.loads((bundle / "finder.json").read_text())["threshold"] == 0.42  # the recipe's, not the rule's
     assert len((run / "history.csv").read_text().splitlines()) == 3  # header + two epochs
     faces = FinderDetector(bundle, threshold=0.0).detect(face_photo([(20, 20)]))
     assert all(len(f.keypoints) == 5 for f in faces)

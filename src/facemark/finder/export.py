@@ -17,7 +17,7 @@ CONFIG = "finder.json"
 TOLERANCE = 1e-3  # largest map difference between ONNX Runtime and Keras
 
 
-def write_bundle(model, folder: Path, cfg, threshold: float = 0.5) -> Path:
+def write_bundle(model, folder: Path, cfg, threshold: float = 0.5, note: str | None = None) -> Path:
     import keras
     import onnx
 
@@ -46,9 +46,8 @@ def write_bundle(model, folder: Path, cfg, threshold: float = 0.5) -> Path:
         )
         if not diff <= TOLERANCE:
             raise FacemarkError(f"the finder's ONNX export differs from Keras by {diff:.2g}; nothing written")
-        (tmp / CONFIG).write_text(
-            json.dumps({"stride": 8, "width": cfg.width, "trained_size": cfg.size, "threshold": threshold}, indent=2)
-        )
+        config = {"stride": 8, "width": cfg.width, "trained_size": cfg.size, "threshold": threshold}
+        (tmp / CONFIG).write_text(json.dumps({**config, **({"threshold_note": note} if note else {})}, indent=2))
         for name in (KERAS_NAME, ONNX_NAME, CONFIG):
             os.replace(tmp / name, folder / name)
     return folder

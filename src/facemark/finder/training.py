@@ -48,6 +48,10 @@ class FinderConfig:
     # Sources whose training photos the shipped pipeline's false candidates are mined from
     # (`finder.negatives`; cached in the run folder). Mined with the finder shipped at the time.
     hard_negatives: tuple[str, ...] = ()
+    # The score threshold the bundle ships: the pipeline's, chosen on benchmarks/finder.py (the
+    # landmark model's doubt check removes the detector's extra false faces). None: the
+    # training's own rule, few false faces a held-out scene for the detector alone.
+    threshold: float | None = None
     max_minutes: float | None = None
 
     def to_dict(self) -> dict:
@@ -252,7 +256,15 @@ def _train(cfg: FinderConfig, run_dir: Path, resume: bool, log) -> Path:
     chosen = choose_threshold(val_scenes, predict_maps(model, vx))
     t, recall, false = chosen["threshold"], chosen["recall"], chosen["false_per_scene"]
     log(f"threshold {t:.2f}: recall {recall:.3f}, {false:.3f} false faces a held-out scene")
-    return write_bundle(model, run_dir / BUNDLE, cfg, t)
+    if cfg.threshold is None:
+        return write_bundle(model, run_dir / BUNDLE, cfg, t)
+    note = (
+        f"the recipe's threshold, the pipeline's (benchmarks/finder.py --threshold, docs/training.md): the landmark "
+        f"model's doubt check removes the detector's extra false faces; {t:.2f} keeps the detector alone within "
+        f"{false:.2f} false faces a held-out training scene"
+    )
+    log(f"the bundle ships the recipe's threshold {cfg.threshold:.2f}")
+    return write_bundle(model, run_dir / BUNDLE, cfg, cfg.threshold, note)
 
 
 def _negatives(cfg: FinderConfig, run_dir: Path, log) -> list[np.ndarray]:

@@ -134,6 +134,8 @@ def test_a_false_candidate_is_cut_out_only_away_from_known_faces():
     assert patch.shape == (STORED, STORED) and patch.dtype == np.uint8
     assert _negative(gray, np.array([120.0, 60, 170, 110]), [face]) is None  # its context shows the face
     assert _negative(gray, np.array([0.0, 0, 40, 40]), [face]) is None  # its context leaves the photo
+    touching = np.array([110.0, 60, 150, 100])  # its context covers 6 % of the face's box
+    assert _negative(gray, touching, [face]) is not None and _negative(gray, touching, [face], far=0.0) is None
 
 
 def test_hard_negatives_are_pasted_into_scenes_and_scenes_stay_a_function_of_seed_and_index(tmp_path):

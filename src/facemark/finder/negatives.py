@@ -22,12 +22,16 @@ from facemark.splits import held_out
 
 CONTEXT = 1.5  # a negative's patch side in its candidate box's sides: what the network saw around it
 STORED = 48  # px: a patch is stored this large (scenes scale it anyway)
-FAR = 0.1  # a candidate whose patch covers more of a known face's box than this is not mined
+FAR = 0.1  # default share of a known face's box a negative's patch may cover (parts of faces pass)
 
 
-def mine_negatives(data_root: str | Path, sources: tuple[str, ...], landmarker=None, log=print) -> list[np.ndarray]:
+def mine_negatives(
+    data_root: str | Path, sources: tuple[str, ...], landmarker=None, far: float = FAR, log=print
+) -> list[np.ndarray]:
     """Patches (STORED px squares, gray) of the shipped pipeline's false candidates in the
-    training photos of `sources` (SOURCES names); `landmarker` defaults to the shipped one."""
+    training photos of `sources` (SOURCES names); `landmarker` defaults to the shipped one. A
+    candidate's patch may cover at most `far` of a known face's box: at 0.1 most negatives are
+    parts of the labelled face (an eye, an ear, a mouth); at 0 none is."""
     if landmarker is None:
         from facemark.inference import Landmarker
 
@@ -48,7 +52,7 @@ def mine_negatives(data_root: str | Path, sources: tuple[str, ...], landmarker=N
             known = [labelled] + [_square(cx, cy, side) for cx, cy, side in other_faces(cascade, gray, labelled)]
             known += [np.asarray(f.box) for f in landmarker.detect(gray)]
             for box in landmarker.detector.detect(gray):
-                patch = _negative(gray, box.as_array(), known)
+                patch = _negative(gray, box.as_array(), known, far)
                 if patch is not None:
                     out.append(patch)
         log(f"hard negatives: {len(out) - before} from {name}")
@@ -59,7 +63,7 @@ def _square(cx: float, cy: float, side: float) -> np.ndarray:
     return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
 
 
-def _negative(gray: np.ndarray, box: np.ndarray, known: list[np.ndarray]) -> np.ndarray | None:
+def _negative(gray: np.ndarray, box: np.ndarray, known: list[np.ndarray], far: float = FAR) -> np.ndarray | None:
     """The candidate `box`'s patch with context, or None where it would show a known face or
     leave the photo (a replicated border would teach streaks)."""
     cx, cy = (box[:2] + box[2:]) / 2
@@ -70,7 +74,7 @@ def _negative(gray: np.ndarray, box: np.ndarray, known: list[np.ndarray]) -> np.
         return None
     for face in known:
         inter = np.clip(np.minimum(region[2:], face[2:]) - np.maximum(region[:2], face[:2]), 0, None).prod()
-        if inter > FAR * np.prod(face[2:] - face[:2]):
+        if inter > far * np.prod(face[2:] - face[:2]):
             return None
     x0, y0, x1, y1 = (int(round(v)) for v in region)
     if min(x1 - x0, y1 - y0) < 8:

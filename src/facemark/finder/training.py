@@ -48,6 +48,7 @@ class FinderConfig:
     # Sources whose training photos the shipped pipeline's false candidates are mined from
     # (`finder.negatives`; cached in the run folder). Mined with the finder shipped at the time.
     hard_negatives: tuple[str, ...] = ()
+    hard_negative_overlap: float = 0.1  # the share of a known face's box a negative's patch may cover
     # The score threshold the bundle ships: the pipeline's, chosen on benchmarks/finder.py (the
     # landmark model's doubt check removes the detector's extra false faces). None: the
     # training's own rule, few false faces a held-out scene for the detector alone.
@@ -274,7 +275,7 @@ def _negatives(cfg: FinderConfig, run_dir: Path, log) -> list[np.ndarray]:
     if path.exists():
         return read_negatives(path)
     t = time.monotonic()
-    patches = mine_negatives(cfg.data, cfg.hard_negatives, log=log)  # none: scenes as without them
+    patches = mine_negatives(cfg.data, cfg.hard_negatives, far=cfg.hard_negative_overlap, log=log)  # may be none
     save_negatives(patches, path)
     log(f"{len(patches)} hard negatives mined in {(time.monotonic() - t) / 60:.1f} min")
     return patches

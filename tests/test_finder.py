@@ -161,6 +161,32 @@ def test_a_second_run_in_the_same_folder_is_refused(tmp_path):
         train_finder(_tiny(tmp_path), run, log=lambda line: None)
 
 
+def test_the_faster_network_keeps_the_maps_and_is_named_in_its_bundle(tmp_path):
+    from facemark.finder.export import write_bundle
+    from facemark.finder.network import build_finder
+    from facemark.finder.runtime import FinderDetector
+    from facemark.finder.training import FinderConfig
+
+    full, fast = build_finder(0.5), build_finder(0.5, "separable", 1)
+    assert fast.count_params() < 0.85 * full.count_params()
+    assert "s4b_dw" not in {layer.name for layer in fast.layers} and "score_dw" in {layer.name for layer in fast.layers}
+    assert fast.predict_on_batch(np.zeros((1, 64, 96, 1), np.float32)).shape == (1, 8, 12, CHANNELS)
+    cfg = FinderConfig(width=0.5, branch="separable", stride4_blocks=1)
+    folder = write_bundle(fast, tmp_path / "bundle", cfg)
+    assert json.loads((folder / "finder.json").read_text())["branch"] == "separable"
+    FinderDetector(folder, threshold=0.0).detect(face_photo([(20, 20)]))  # ONNX Runtime runs it
+
+
+def test_a_recipe_with_an_unknown_network_kind_is_one_clear_error():
+    from facemark.errors import FacemarkError
+    from facemark.finder.training import FinderConfig
+
+    with pytest.raises(FacemarkError, match="branch must be one of conv, separable"):
+        FinderConfig(branch="dense")
+    with pytest.raises(FacemarkError, match="stride4_blocks 1 or 2"):
+        FinderConfig(stride4_blocks=3)
+
+
 # --- the detector on images of every awkward kind (an untrained network: any output is fair) ---
 
 

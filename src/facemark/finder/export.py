@@ -46,7 +46,14 @@ def write_bundle(model, folder: Path, cfg, threshold: float = 0.5, note: str | N
         )
         if not diff <= TOLERANCE:
             raise FacemarkError(f"the finder's ONNX export differs from Keras by {diff:.2g}; nothing written")
-        config = {"stride": 8, "width": cfg.width, "trained_size": cfg.size, "threshold": threshold}
+        config = {
+            "stride": 8,
+            "width": cfg.width,
+            "branch": cfg.branch,
+            "stride4_blocks": cfg.stride4_blocks,
+            "trained_size": cfg.size,
+            "threshold": threshold,
+        }
         (tmp / CONFIG).write_text(json.dumps({**config, **({"threshold_note": note} if note else {})}, indent=2))
         for name in (KERAS_NAME, ONNX_NAME, CONFIG):
             os.replace(tmp / name, folder / name)

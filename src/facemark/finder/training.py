@@ -26,6 +26,7 @@ from facemark.finder.scenes import SceneMaker, face_free_photos
 from facemark.training import Checkpoints, configure_threads
 
 BUNDLE = "finder"
+BRANCHES = ("conv", "separable")  # `finder.network.build_finder`'s kinds of score/geometry branch
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class FinderConfig:
     lr: float = 3e-3
     warmup: int = 300
     width: float = 1.5
+    branch: str = "conv"  # the score and geometry branches' 3x3: "conv" (full) or "separable" (faster)
+    stride4_blocks: int = 2  # separable blocks at 1/4 of the input (1: faster)
     seed: int = 0
     threads: int | None = None
     val_scenes: int = 192
@@ -54,6 +57,13 @@ class FinderConfig:
     # training's own rule, few false faces a held-out scene for the detector alone.
     threshold: float | None = None
     max_minutes: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.branch not in BRANCHES or self.stride4_blocks not in (1, 2):
+            raise FacemarkError(
+                f"finder recipe: branch must be one of {', '.join(BRANCHES)} and stride4_blocks 1 or 2, "
+                f"got {self.branch!r} and {self.stride4_blocks!r}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -217,7 +227,7 @@ def _train(cfg: FinderConfig, run_dir: Path, resume: bool, log) -> Path:
     else:
         from facemark.finder.network import build_finder
 
-        model = build_finder(cfg.width)
+        model = build_finder(cfg.width, cfg.branch, cfg.stride4_blocks)
         _compile(keras, model, cfg, total)
         first_epoch = 1
         log(f"finder: {model.count_params():,} parameters, {total} steps of {cfg.batch} scenes of {cfg.size} px")

@@ -1,6 +1,7 @@
 """facemark's face detector beside MediaPipe's, on faces its training never saw, in one run.
 
     python benchmarks/finder.py --mediapipe-python /path/to/mediapipe-venv/bin/python [--finder DIR] [--threshold T]
+    python benchmarks/finder.py --price conv:2,separable:1   # the pyramid's cost of untrained network kinds
 
 Faces: the finder's held-out part of each data set (ytf68's test identities, mtfl5 photos and
 LFW people hashing to 0 mod 10, InfAnFace's google2 photos; `facemark.splits.held_out`).
@@ -220,8 +221,8 @@ def table(cases: list[Case], tools: dict[str, list]) -> None:
         print(f"{g:18} {n:5d} " + " ".join(f"{c:>22}" for c in cells))
 
 
-def speed(landmarker: Landmarker, python: str | None) -> None:
-    """The 640-wide two-face photo through each tool on one thread, median ms of 30 runs."""
+def two_face_photo() -> np.ndarray:
+    """The 640-wide speed photo: two held-out web faces, 200 px wide, on a face-free photo."""
     faces = held_faces(2)["mtfl5-web"]
     bg = backgrounds()[0]
     photo = bg.copy()
@@ -229,20 +230,28 @@ def speed(landmarker: Landmarker, python: str | None) -> None:
         k = 200 / im.shape[1]
         small = cv2.resize(im, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
         photo[140 : 140 + small.shape[0], x : x + small.shape[1]] = small
+    return photo
+
+
+def median_ms(fn, runs: int = 30) -> float:
+    fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return float(np.median(times))
+
+
+def speed(landmarker: Landmarker, python: str | None) -> None:
+    """The 640-wide two-face photo through each tool on one thread, median ms of 30 runs."""
+    photo = two_face_photo()
     gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
     det = landmarker.detector
-    timings = {}
-    for name, fn in (
-        ("facemark detect (pipeline)", lambda: landmarker.detect(photo)),
-        ("facemark detector alone", lambda: det.detect(gray)),
-    ):
-        fn()
-        runs = []
-        for _ in range(30):
-            t = time.perf_counter()
-            fn()
-            runs.append((time.perf_counter() - t) * 1000)
-        timings[name] = float(np.median(runs))
+    timings = {
+        "facemark detect (pipeline)": median_ms(lambda: landmarker.detect(photo)),
+        "facemark detector alone": median_ms(lambda: det.detect(gray)),
+    }
     print(f"faces found in the two-face photo: {len(landmarker.detect(photo))}")
     if python:
         got = theirs([Case("speed", photo, [])] * 30, python)
@@ -250,6 +259,36 @@ def speed(landmarker: Landmarker, python: str | None) -> None:
         timings["MediaPipe face mesh"] = float(np.median([g["mesh_ms"] for g in got]))
     for name, ms in timings.items():
         print(f"  {name:28} {ms:7.2f} ms")
+
+
+def price(kinds: list[str]) -> None:
+    """The finder's pyramid on the two-face photo, one thread, for the shipped network and for
+    untrained networks of each kind (`branch:stride4_blocks`): a threshold of 1 reports no face,
+    so this prices the network and the pyramid, not the candidates (cost does not depend on the
+    weights). The networks take turns, run by run, so a machine's changing load hits all alike."""
+    from facemark.finder.export import write_bundle
+    from facemark.finder.network import build_finder
+    from facemark.finder.runtime import FinderDetector
+    from facemark.finder.training import FinderConfig
+
+    gray = cv2.cvtColor(two_face_photo(), cv2.COLOR_BGR2GRAY)
+    detectors = {"shipped": (FinderDetector(threshold=1.0), None)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in kinds:
+            branch, blocks = kind.split(":")
+            cfg = FinderConfig(width=1.0, branch=branch, stride4_blocks=int(blocks))
+            model = build_finder(cfg.width, cfg.branch, cfg.stride4_blocks)
+            bundle = write_bundle(model, Path(tmp) / kind.replace(":", "-"), cfg)
+            detectors[kind] = (FinderDetector(bundle, threshold=1.0), model.count_params())
+        times = {name: [] for name in detectors}
+        for _ in range(100):
+            for name, (det, _) in detectors.items():
+                t = time.perf_counter()
+                det.detect(gray)
+                times[name].append((time.perf_counter() - t) * 1000)
+    print(f"{'finder network':<28} {'params':>8} {'ms (two-face photo)':>20}")
+    for name, (_, params) in detectors.items():
+        print(f"{name:<28} {params or '':>8} {np.median(times[name][5:]):20.2f}")
 
 
 def main() -> None:
@@ -260,7 +299,10 @@ def main() -> None:
     ap.add_argument("--model", default="kaggle15")
     ap.add_argument("--limit", type=int, default=200, help="held-out faces per source")
     ap.add_argument("--opencv", action="store_true", help="also the pipeline behind OpenCV's cascade")
+    ap.add_argument("--price", default=None, help="price untrained network kinds instead, e.g. conv:2,separable:1")
     a = ap.parse_args()
+    if a.price:
+        return price(a.price.split(","))
     from facemark.finder.runtime import FinderDetector
 
     landmarker = Landmarker(a.model, threads=1, detector=FinderDetector(a.finder, threshold=a.threshold))

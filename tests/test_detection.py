@@ -140,6 +140,23 @@ def test_a_doubtful_box_across_a_found_face_gets_no_second_look(landmarker, monk
     assert len(faces) == 1 and fits == [2]  # one fit of both candidates, no second look
 
 
+def test_a_fit_that_jumps_when_re_framed_is_given_up_before_its_mirrored_pass(landmarker, monkeypatch):
+    photo = face_photo([(200, 80)])
+    good = landmarker.detector.detect(photo)[0].as_array()
+    boxes = np.stack([good, [20.0, 150, 60, 190]])  # the face, and a box on the flat background
+    gray = photo[..., 0]
+    kept_points, kept_doubt = landmarker.fit_boxes([gray], [0, 0], boxes)
+    assert kept_doubt[1] > 0.3  # kept going, the background fit never settles
+
+    crops = []
+    real = landmarker.predict_crops
+    monkeypatch.setattr(landmarker, "predict_crops", lambda c, *a, **k: crops.append(len(c)) or real(c, *a, **k))
+    points, doubt = landmarker.fit_boxes([gray], [0, 0], boxes, give_up=0.3)
+    assert doubt[1] == np.inf and crops == [2, 2, 2]  # last pass: the face and its mirror image only
+    np.testing.assert_allclose(points[0], kept_points[0], atol=1e-6)
+    assert doubt[0] == pytest.approx(kept_doubt[0])
+
+
 def test_a_face_the_detector_boxed_only_in_part_is_still_found(landmarker):
     from facemark.detection import FaceBox
 

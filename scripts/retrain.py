@@ -2,6 +2,7 @@
 
     python scripts/retrain.py kaggle15 [--data ../shared/data/ytf68] [--run runs/kaggle15]
     python scripts/retrain.py kaggle15-l    # the accurate tier: kaggle15's recipe at twice the width
+    python scripts/retrain.py ibug68-l --max-minutes 100   # stops after 100 min; the same command resumes
     python scripts/retrain.py finder [--data ../shared/data] [--max-minutes M]
     python scripts/retrain.py kaggle15 --recipe configs/kaggle15-softwing.json --no-ship   # a candidate recipe
 
@@ -27,20 +28,21 @@ def recipe_path(name: str, path: str | None = None) -> Path:
     return Path(path) if path else ROOT / "configs" / f"{name}.json"
 
 
-def recipe(name: str, data: str, threads: int | None = None, path: str | None = None):
+def recipe(name: str, data: str, threads: int | None = None, path: str | None = None, max_minutes: float | None = None):
     """A recipe as a TrainConfig; its one thread (what makes it bit-reproducible) is replaced
-    only by an explicit `threads`."""
+    only by an explicit `threads`, its time budget only by an explicit `max_minutes`."""
     from facemark.training import TrainConfig
 
     saved = json.loads(recipe_path(name, path).read_text())
     if isinstance(saved.get("data"), list):  # several data sets, named under the shared data folder
         data = [str(Path(data) / d) for d in saved["data"]]
-    return TrainConfig.from_dict({**saved, "data": data, **({} if threads is None else {"threads": threads})})
+    given = {k: v for k, v in (("threads", threads), ("max_minutes", max_minutes)) if v is not None}
+    return TrainConfig.from_dict({**saved, "data": data, **given})
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("name", choices=["kaggle15", "ibug68", "kaggle15-l", "finder"])
+    p.add_argument("name", choices=["kaggle15", "ibug68", "kaggle15-l", "ibug68-l", "finder"])
     p.add_argument(
         "--data",
         default=None,
@@ -50,7 +52,12 @@ def main() -> int:
     p.add_argument("--run", default=None, help="run folder (default runs/NAME)")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: the recipe's, 1)")
     p.add_argument("--no-ship", action="store_true", help="train only; leave the package alone")
-    p.add_argument("--max-minutes", type=float, default=None, help="finder: stop after this long (resume later)")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop after the epoch that crosses this (the same command resumes)",
+    )
     a = p.parse_args()
     if a.data is None:
         many = isinstance(json.loads(recipe_path(a.name, a.recipe).read_text()).get("data"), list)
@@ -65,9 +72,12 @@ def main() -> int:
 
     run = Path(a.run or ROOT / "runs" / a.name)
     try:
-        cfg = recipe(a.name, a.data, a.threads, a.recipe)
+        cfg = recipe(a.name, a.data, a.threads, a.recipe, a.max_minutes)
         result = train(cfg, run, resume=(run / "checkpoints" / "latest").exists())
         print(f"best epoch {result.best_epoch}: {result.best.to_dict() if result.best else None}")
+        if not result.finished:  # never ship a half-trained model
+            print(f"stopped by the time budget after epoch {len(result.history)}; the same command resumes")
+            return 0
         if a.no_ship:
             return 0
         target = ROOT / "src" / "facemark" / "weights" / a.name

@@ -40,9 +40,9 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, kaggle_csv):
 def test_a_run_stopped_by_its_time_budget_resumes_with_a_new_one(tmp_path, kaggle_csv):
     run = tmp_path / "run"
     first = train(_cfg(kaggle_csv, epochs=3, max_minutes=1e-6), run, progress=False)
-    assert [h.epoch for h in first.history] == [1]
+    assert [h.epoch for h in first.history] == [1] and not first.finished  # so retrain ships nothing
     again = train(TrainConfig(data="", max_minutes=60), run, resume=True, progress=False)
-    assert [h.epoch for h in again.history] == [1, 2, 3]
+    assert [h.epoch for h in again.history] == [1, 2, 3] and again.finished
 
 
 def test_resume_without_a_run_is_an_error(tmp_path):
@@ -103,6 +103,8 @@ def test_retrain_keeps_the_recipes_single_thread_unless_told(tmp_path):
     spec.loader.exec_module(retrain)
     assert retrain.recipe("kaggle15", "data").threads == 1
     assert retrain.recipe("kaggle15", "data", threads=2).threads == 2
+    assert retrain.recipe("kaggle15-l", "data").max_minutes == 150  # the recipe's budget ...
+    assert retrain.recipe("kaggle15-l", "data", max_minutes=20).max_minutes == 20  # ... unless told
     shipped = retrain.recipe("ibug68", "data").data  # several sources, named under the data folder
     assert shipped == ["data/ytf68", "data/mtfl5", "data/infanface-train"]
     candidate = tmp_path / "one-source.json"  # a recipe file other than the shipped one's

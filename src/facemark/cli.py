@@ -379,6 +379,9 @@ def _cmd_train(a: argparse.Namespace) -> None:
     best = result.best
     detail = f": val rmse_96 {best.rmse_96:.3f} px, nme_io {best.nme_io:.2f} %" if best else ""
     print(f"model saved in {result.run_dir} (best epoch {result.best_epoch}{detail})")
+    if not result.finished:
+        done = len(result.history)
+        print(f"stopped by the time budget after epoch {done}; continue with: facemark train --resume --out {a.out}")
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> None:

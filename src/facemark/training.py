@@ -385,6 +385,7 @@ class TrainResult:
     history: list[EpochRecord]
     best: Metrics | None
     best_epoch: int
+    finished: bool = True  # False when the time budget stopped it before its last epoch (resume it)
 
 
 def _check_run_folder(run_dir: Path, checkpoints: Checkpoints, resume: bool) -> None:
@@ -481,6 +482,7 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
     t0 = time.monotonic()
     best: Metrics | None = None
     lowest_loss = min((h.loss for h in history), default=float("inf"))
+    finished = True
     try:
         with ThreadPoolExecutor(1) as pool:
             for epoch in range(start, cfg.epochs):
@@ -538,6 +540,7 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
                     break
                 if cfg.max_minutes and time.monotonic() - t0 > cfg.max_minutes * 60:
                     print(f"stopping: the {cfg.max_minutes} minute budget is spent", file=sys.stderr)
+                    finished = epoch + 1 == cfg.epochs
                     break
     except KeyboardInterrupt:
         latest = checkpoints.latest()
@@ -547,7 +550,7 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
         signal.signal(signal.SIGTERM, previous)
     if not best_epoch:
         raise FacemarkError(f"{run_dir}: no epoch gave a usable model (validation error never finite); nothing saved")
-    return TrainResult(run_dir, history, best, best_epoch)
+    return TrainResult(run_dir, history, best, best_epoch, finished)
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -171,6 +171,16 @@ def test_training_on_an_empty_data_set_writes_nothing(capsys, tmp_path, trained)
     assert not (tmp_path / "run").exists()
 
 
+def test_a_training_stopped_by_its_time_budget_says_how_to_resume(capsys, tmp_path, trained):
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(trained / "training.csv"), "--scheme", "kaggle15", "--batch", "8", "--quiet"]
+    rc = main([*argv, "--epochs", "2", "--max-minutes", "1e-6", "--out", str(out)])
+    assert rc == 0
+    assert f"continue with: facemark train --resume --out {out}" in capsys.readouterr().out
+    assert main(["train", "--resume", "--out", str(out), "--max-minutes", "60", "--quiet"]) == 0
+    assert "continue with" not in capsys.readouterr().out  # finished: nothing left to resume
+
+
 def test_mistyped_option_suggests_the_right_one(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["predict", "--jsn"])

@@ -5,6 +5,7 @@ import pytest
 
 from facemark import FacemarkError, Landmarker
 from facemark.detection import Calibration, get_detector, iou
+from facemark.inference import MAX_DOUBT
 
 from conftest import face_photo
 
@@ -131,7 +132,7 @@ def test_a_doubtful_box_across_a_found_face_gets_no_second_look(landmarker, monk
     across = FaceBox(ex - 0.1 * s, ey - 0.1 * s, ex + 2.5 * s, ey + 2.5 * s, 0.4, good.keypoints)
     one = Landmarker("kaggle15", detector=_giving(good, across))
     _, doubt = one.fit_boxes([photo[..., 0]], [0, 0], np.stack([good.as_array(), across.as_array()]))
-    assert doubt[0] <= 0.1 < doubt[1]  # the face settles, the box across it does not
+    assert doubt[0] <= MAX_DOUBT < doubt[1]  # the face settles, the box across it does not
 
     fits = []
     real = one.fit_boxes
@@ -146,7 +147,7 @@ def test_a_fit_that_jumps_when_re_framed_is_given_up_before_its_mirrored_pass(la
     boxes = np.stack([good, [20.0, 150, 60, 190]])  # the face, and a box on the flat background
     gray = photo[..., 0]
     kept_points, kept_doubt = landmarker.fit_boxes([gray], [0, 0], boxes)
-    assert kept_doubt[1] > 0.3  # kept going, the background fit never settles
+    assert kept_doubt[1] > MAX_DOUBT  # kept going, the background fit never settles
 
     crops = []
     real = landmarker.predict_crops
@@ -167,7 +168,7 @@ def test_a_face_the_detector_boxed_only_in_part_is_still_found(landmarker):
 
     one = Landmarker("kaggle15", detector=_giving(part))
     first, doubt = one.fit_boxes([photo[..., 0]], [0], part.as_array()[None], rolls=np.array([part.roll]))
-    assert doubt[0] > 0.1  # the first fit alone would drop it
+    assert doubt[0] > MAX_DOUBT  # the first fit alone would drop it
     faces = one.detect(photo)
     assert len(faces) == 1
     np.testing.assert_allclose(faces[0].points, landmarker.detect(photo)[0].points, atol=2.0)
@@ -193,7 +194,7 @@ def test_a_face_the_detector_gave_the_wrong_roll_is_still_found(landmarker):
 
     one = Landmarker("kaggle15", detector=_giving(wrong))
     _, doubt = one.fit_boxes([turned[..., 0]], [0], wrong.as_array()[None], rolls=np.array([wrong.roll]))
-    assert doubt[0] > 0.1  # fitted at the detector's roll, the face is lost
+    assert doubt[0] > MAX_DOUBT  # fitted at the detector's roll, the face is lost
     faces = one.detect(turned)
     assert len(faces) == 1
     np.testing.assert_allclose(faces[0].points, turn(truth), atol=3.0)
@@ -222,3 +223,25 @@ def test_a_fit_that_shrinks_to_a_small_face_inside_its_box_is_not_a_face(landmar
     doubt = np.zeros(2)
     landmarker._drop_shrunk(np.stack([face.points, small]), np.repeat(box, 2, axis=0), doubt)
     assert doubt[0] == 0 and doubt[1] == np.inf
+
+
+def test_one_point_that_disagrees_with_the_mirror_image_does_not_make_a_face_doubtful(monkeypatch):
+    """Doubt is the mean over the points: an occluded mouth corner must not reject a face whose
+    other points agree, while the whole face disagreeing as much still does."""
+    one = Landmarker("kaggle15")
+    photo = face_photo([(200, 80)])
+    box = one.detector.detect(photo)[0].as_array()[None]
+    _, steady = one.fit_boxes([photo[..., 0]], [0], box)
+    real = one.predict_with_mirror
+    side = one.size / one.config.crop.scale  # the box side in crop pixels
+    for moved, doubtful in ((slice(0, 1), False), (slice(None), True)):
+        shift = np.zeros((one.scheme.num_points, 2))
+        shift[moved, 0] = 0.3 * side  # this many points a third of the face away in the mirror image
+
+        def shifted(crops, *a, shift=shift, **k):
+            pred, mirrored = real(crops, *a, **k)
+            return pred, mirrored + shift
+
+        monkeypatch.setattr(one, "predict_with_mirror", shifted)
+        _, doubt = one.fit_boxes([photo[..., 0]], [0], box)
+        assert bool(doubt[0] > MAX_DOUBT) == doubtful, (moved, doubt[0], steady[0])

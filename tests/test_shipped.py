@@ -15,17 +15,17 @@ from conftest import YTF68, needs_ytf68
 
 
 def test_the_tiny_defaults_and_the_accurate_tier_ship():
-    assert {"kaggle15", "ibug68", "kaggle15-l"} <= set(shipped_models())
+    assert {"kaggle15", "ibug68", "kaggle15-l", "ibug68-l"} <= set(shipped_models())
 
 
-@pytest.mark.parametrize("name, k", [("kaggle15", 15), ("ibug68", 68), ("kaggle15-l", 15)])
+@pytest.mark.parametrize("name, k", [("kaggle15", 15), ("ibug68", 68), ("kaggle15-l", 15), ("ibug68-l", 68)])
 def test_shipped_model_loads_by_name_on_onnx_runtime(name, k):
     lm = Landmarker(name)
     assert lm.backend == "onnx" and lm.scheme.num_points == k
     assert lm.predict_crops(np.zeros((3, 96, 96), np.uint8)).shape == (3, k, 2)
 
 
-@pytest.mark.parametrize("name", ["kaggle15", "ibug68", "kaggle15-l"])
+@pytest.mark.parametrize("name", ["kaggle15", "ibug68", "kaggle15-l", "ibug68-l"])
 def test_onnx_and_keras_agree_within_a_hundredth_of_a_pixel(name):
     crops = (example_crops(96, n=16)[..., 0] * 255).round().astype(np.uint8)
     a = Landmarker(name, backend="onnx").predict_crops(crops)

@@ -97,13 +97,13 @@ def test_shipped_models_beat_the_mean_shape_by_a_wide_margin_on_held_out_faces(n
 
 
 def test_shipped_model_files_fit_the_size_budget():
-    # Phones and pip: the tiny defaults and the detector stay under 1 MB a file, an accurate
-    # tier ("-l") under 2.5 MB (MediaPipe's face mesh model is 2.3 MB).
+    # Phones and pip: the tiny defaults stay under 0.5 MB a file (issue #11), the detector under
+    # 1 MB (#12), an accurate tier ("-l") under 2.5 MB (MediaPipe's face mesh model is 2.3 MB).
     from importlib import resources
 
     for path in (resources.files("facemark") / "weights").iterdir():
         assert (path / "model.onnx").is_file(), path.name  # what runs; model.keras only where it fine-tunes
-        budget = 2_500_000 if path.name.endswith("-l") else 1_000_000
+        budget = 2_500_000 if path.name.endswith("-l") else 1_000_000 if path.name == "finder" else 500_000
         for name in ("model.keras", "model.onnx"):
             if (path / name).is_file():
                 assert (path / name).stat().st_size < budget, f"{path.name}/{name}"

@@ -102,11 +102,19 @@ class SpatialSoftmax(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="facemark")
 class CoordinateConv(keras.layers.DepthwiseConv2D):
     """The depthwise convolution (valid, kernel = whole map, 2 outputs per map) of `points`,
-    computed as one contraction: TensorFlow's depthwise kernel is slow for a 24x24 window."""
+    computed as one product: TensorFlow's depthwise kernel is slow for a 24x24 window.
+
+    Every point's slice of the fixed kernel is the same x / y grid (`coordinate_kernel`), so the
+    product uses the first one, as (2, HW) @ (B, HW, K): exported, the model holds one grid
+    instead of K (ibug68's ONNX file 0.68 -> 0.37 MB) and ONNX Runtime transposes no map (0.28
+    -> 0.19 ms a face). The kernel keeps its depthwise shape, so saved models load unchanged, and
+    Keras' outputs and one-thread training are bit-identical to the former einsum's."""
 
     def call(self, x):
-        out = keras.ops.einsum("bhwk,hwkm->bkm", x, self.kernel)
-        return keras.ops.reshape(out, (-1, 1, 1, out.shape[1] * out.shape[2]))
+        h, w, k = x.shape[1], x.shape[2], x.shape[3]
+        grid = keras.ops.transpose(keras.ops.reshape(self.kernel[:, :, 0, :], (h * w, 2)))  # (2, HW)
+        out = keras.ops.matmul(grid, keras.ops.reshape(x, (-1, h * w, k)))  # (B, 2, K): no transpose of x
+        return keras.ops.reshape(keras.ops.transpose(out, (0, 2, 1)), (-1, 1, 1, 2 * k))
 
 
 def build_fmnet(num_points: int, input_size: int = 96, width: float = 1.0) -> keras.Model:

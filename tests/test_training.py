@@ -71,6 +71,32 @@ def test_ibug68_training_on_68_point_folders_records_who_was_held_out(tmp_path, 
     assert {s.identity for s in holdout(read_dataset(ytf68_like), lm.config).samples} == set(held)
 
 
+def test_a_larger_input_size_trains_a_model_that_carries_its_crop_size(tmp_path, ytf68_like):
+    from facemark.bundle import DEFAULT_CROPS
+
+    train(
+        TrainConfig(data=str(ytf68_like), scheme="ibug68", epochs=1, batch=8, input_size=112),
+        tmp_path / "r",
+        progress=False,
+    )
+    lm = Landmarker(tmp_path / "r")
+    assert lm.size == 112 and lm.config.crop.scale == DEFAULT_CROPS["ibug68"].scale  # same framing, more pixels
+    assert lm.predict_crops(np.zeros((2, 112, 112), np.uint8)).shape == (2, 68, 2)
+    face = lm.predict(np.full((300, 240), 128, np.uint8))  # a whole image goes through the 112 crop
+    assert face.points.shape == (68, 2)
+
+
+@pytest.mark.parametrize("arch, size", [("fmnet", 100), ("seed", 112)])
+def test_an_input_size_the_architecture_cannot_take_is_refused(kaggle_csv, arch, size):
+    with pytest.raises(FacemarkError, match="input_size"):
+        _cfg(kaggle_csv, arch=arch, input_size=size).resolved()
+
+
+def test_ready_made_crops_cannot_train_another_input_size(tmp_path, kaggle_csv):
+    with pytest.raises(FacemarkError, match="ready-made 96 px crops"):
+        train(_cfg(kaggle_csv, input_size=128), tmp_path / "run", progress=False)
+
+
 def test_scheme_that_does_not_match_the_data(tmp_path, kaggle_csv):
     with pytest.raises(FacemarkError, match="does not match"):
         train(TrainConfig(data=str(kaggle_csv), scheme="ibug68", epochs=1), tmp_path / "r", progress=False)

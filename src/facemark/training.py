@@ -72,6 +72,7 @@ class TrainConfig:
     aug_scale: float | None = None  # crop size range (+-); default AugmentConfig's
     mirror_offset: float = 0.0  # the labels' offset from mirror symmetry, crop px (scripts/mirror_offset.py)
     width: float = 1.0  # channel multiplier of the architecture (fmnet)
+    input_size: int | None = None  # the crop's side in px (fmnet: a multiple of 16); default the scheme's, 96
     # Momentum of an exponential moving average of the weights (e.g. 0.998): validation and the
     # saved model use the average, training goes on from the raw weights. None: no average.
     ema: float | None = None
@@ -107,6 +108,8 @@ class TrainConfig:
             raise FacemarkError("no data: name at least one data set")
         if cfg.arch == "seed" and cfg.width != 1:
             raise FacemarkError("width must be 1 for the seed (the article's network as it is)")
+        if cfg.input_size is not None and (cfg.arch == "seed" or cfg.input_size % 16):
+            raise FacemarkError(f"input_size {cfg.input_size}: fmnet takes a multiple of 16; the seed only 96")
         if cfg.arch == "seed" and cfg.heat_map_js:
             raise FacemarkError("heat_map_js needs heat maps; the seed regresses its points directly (use fmnet)")
         return cfg
@@ -132,6 +135,7 @@ LIMITS = {
     "aug_scale": (float, 0, 0.9, False),
     "mirror_offset": (float, -10, 10, False),
     "width": (float, 0, 8, True),
+    "input_size": (int, 32, 512, False),
     "ema": (float, 0, 0.99999, True),
     "heat_map_js": (float, 0, 100, True),
 }
@@ -182,7 +186,14 @@ def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Sche
         if not trainable(ds.scheme, scheme):
             where = f" in {path}" if len(paths) > 1 else ""
             raise FacemarkError(f"scheme {model.name} does not match the data ({ds.scheme.name} points{where})")
-        cache = build_cache(ds, scheme, DEFAULT_CROPS[model.name])
+        spec = crop_spec(cfg, model)
+        if ds.crops and ds.samples and ds.samples[0].image.shape[0] != spec.size:
+            where = f"{path}: " if len(paths) > 1 else ""
+            raise FacemarkError(
+                f"{where}ready-made {ds.samples[0].image.shape[0]} px crops cannot train a model of "
+                f"input_size {spec.size}; use photos with their points"
+            )
+        cache = build_cache(ds, scheme, spec)
         offsets = (cfg.label_offsets or {}).get(ds.format)
         if offsets:
             points = cache.points.copy()
@@ -204,6 +215,13 @@ def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Sche
     else:
         train_idx, val_idx = split_indices(cache.identities, cfg.val_fraction, cfg.seed)
     return scheme, cache.subset(train_idx), cache.subset(val_idx)
+
+
+def crop_spec(cfg: TrainConfig, model: Scheme) -> CropSpec:
+    """The crop the model is trained on and will be fed: its scheme's, at `input_size` if set
+    (the same share of the face, more pixels)."""
+    spec = DEFAULT_CROPS[model.name]
+    return replace(spec, size=cfg.input_size) if cfg.input_size else spec
 
 
 def fit_box_regressor(cache: FaceCache, spec: CropSpec) -> BoxRegressor | None:
@@ -440,7 +458,7 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
 
     predicted = scheme.model  # the targets may hold derived points beyond these (prepare_data)
     k = predicted.num_points
-    spec = DEFAULT_CROPS[predicted.name]
+    spec = crop_spec(cfg, predicted)
     write_bytes_atomic(run_dir / "config.json", json.dumps(asdict(cfg), indent=2).encode())
     model_config = ModelConfig(
         cfg.arch, predicted.name, spec, extra={"train": asdict(cfg)}, mirror_offset=cfg.mirror_offset
@@ -472,7 +490,8 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
     x_val, y_val = make_batch(
         val_set, np.arange(len(val_set)), scheme, spec.size, AugmentConfig.none(), np.random.default_rng(0)
     )
-    gt_val = y_val.reshape(len(val_set), -1, 2)[:, :k] * spec.size
+    to96 = 96 / spec.size  # validation errors in px of the 96 frame at any input size
+    gt_val = y_val.reshape(len(val_set), -1, 2)[:, :k] * spec.size * to96
 
     def batch(epoch: int, b: int, order: np.ndarray):
         rng = np.random.default_rng([cfg.seed, epoch, b])
@@ -503,7 +522,7 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
                     bar.update(1)
                     bar.set_postfix(loss=f"{np.mean(losses):.5f}")
                 with averaged_weights(trainer):
-                    metrics = compute_metrics(predict_points(model, x_val), gt_val, predicted)
+                    metrics = compute_metrics(predict_points(model, x_val) * to96, gt_val, predicted)
                 bar.set_postfix(
                     loss=f"{np.mean(losses):.5f}", val_rmse=f"{metrics.rmse_96:.3f}", val_nme=f"{metrics.nme_io:.2f}"
                 )

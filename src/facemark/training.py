@@ -142,7 +142,8 @@ LIMITS = {
 
 
 def _check_limit(name: str, value, kind: type, low, high, low_open: bool) -> None:
-    if value is None and name in ("patience", "max_minutes", "threads", "aug_shift", "aug_scale", "ema", "heat_map_js"):
+    optional = ("patience", "max_minutes", "threads", "aug_shift", "aug_scale", "ema", "heat_map_js", "input_size")
+    if value is None and name in optional:
         return
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (kind is float or float(value).is_integer())

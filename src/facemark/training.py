@@ -492,7 +492,7 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
         val_set, np.arange(len(val_set)), scheme, spec.size, AugmentConfig.none(), np.random.default_rng(0)
     )
     to96 = 96 / spec.size  # validation errors in px of the 96 frame at any input size
-    gt_val = y_val.reshape(len(val_set), -1, 2)[:, :k] * spec.size * to96
+    gt_val = y_val.reshape(len(val_set), -1, 2)[:, :k] * 96.0
 
     def batch(epoch: int, b: int, order: np.ndarray):
         rng = np.random.default_rng([cfg.seed, epoch, b])

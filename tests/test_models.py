@@ -161,3 +161,22 @@ def test_heat_map_divergence_is_zero_for_the_target_blob_and_ignores_missing_poi
         value = loss(y, p)
     grad = tape.gradient(value, p).numpy()
     assert np.isfinite(grad).all() and (grad[..., 1] == 0).all() and (grad[..., 0] != 0).any()
+
+
+@pytest.mark.parametrize("k", [15, 68])
+def test_fmnet_xy_maps_a_96_face_to_points_inside_the_crop(k):
+    model = build_model("fmnet-xy", k)
+    out = np.asarray(model.predict_on_batch(np.random.default_rng(0).random((2, 96, 96, 1)).astype(np.float32)))
+    assert out.shape == (2, 1, 1, 2 * k)
+    assert 0 < out.min() and out.max() < 1
+    assert model.count_params() * 4 <= 500_000  # the tiny tier's size, as fmnet
+
+
+def test_axis_expectation_of_a_certain_bin_is_that_bins_centre():
+    from facemark.models.fmnet import AxisExpectation
+
+    logits = np.full((1, 2, 2 * 96), -50.0, np.float32)
+    logits[0, 0, 17] = logits[0, 0, 96 + 40] = 50.0  # point 0: x in bin 17, y in bin 40
+    logits[0, 1, 95] = logits[0, 1, 96] = 50.0  # point 1: the last x bin, the first y bin
+    out = np.asarray(AxisExpectation(96)(logits)).reshape(2, 2) * 96
+    np.testing.assert_allclose(out, [[17.5, 40.5], [95.5, 0.5]], atol=1e-4)

@@ -176,5 +176,35 @@ def test_a_heat_map_regularised_run_ships_the_one_output_network_and_resumes(tmp
 
 
 def test_heat_map_js_is_refused_for_the_seed_which_has_no_maps(kaggle_csv):
-    with pytest.raises(FacemarkError, match="heat_map_js needs heat maps"):
+    with pytest.raises(FacemarkError, match="heat_map_js needs fmnet.s 2-D heat maps"):
         _cfg(kaggle_csv, arch="seed", heat_map_js=1.0).resolved()
+
+
+def test_the_xy_head_trains_and_exports_to_onnx_as_it_predicts(tmp_path, kaggle_csv):
+    from facemark.export import export
+
+    train(_cfg(kaggle_csv, arch="fmnet-xy"), tmp_path / "run", progress=False)
+    report = export(str(tmp_path / "run"), "onnx", "fp32", tmp_path / "m.onnx")
+    assert report.max_diff_px <= 0.01
+    face = Landmarker(tmp_path / "run").predict(np.full((96, 96), 128, np.uint8))
+    assert face.points.shape == (15, 2)
+
+
+def test_a_warm_up_rises_to_the_rate_then_the_cosine_decays(kaggle_csv):
+    from facemark.training import cosine_schedule
+
+    cfg = _cfg(kaggle_csv, epochs=10, warmup_epochs=2, lr=0.01).resolved()
+    rate = cosine_schedule(cfg, 100)
+    at = [float(rate(step)) for step in (0, 10, 20, 60, 100)]
+    assert at[0] == pytest.approx(1e-4) and at[0] < at[1] < at[2] == pytest.approx(0.01)
+    assert at[2] > at[3] > at[4] == pytest.approx(1e-4)  # down to 1 % at the end
+    plain = cosine_schedule(_cfg(kaggle_csv, epochs=10, lr=0.01).resolved(), 100)
+    assert float(plain(0)) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize(
+    "kw", [{"warmup_epochs": 1, "epochs": 1}, {"warmup_epochs": 1, "epochs": 5, "schedule": "constant"}]
+)
+def test_a_warm_up_without_a_cosine_to_follow_is_refused(kaggle_csv, kw):
+    with pytest.raises(FacemarkError, match="warmup_epochs"):
+        _cfg(kaggle_csv, **kw).resolved()

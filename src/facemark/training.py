@@ -46,6 +46,7 @@ RECIPES = {
     "seed": {"batch": 50, "lr": 1e-4, "loss": "mse", "schedule": "constant", "augment": False},
     "fmnet": {"batch": 64, "lr": 2e-3, "loss": "l1", "schedule": "cosine", "augment": True},
 }
+RECIPES["fmnet-xy"] = RECIPES["fmnet"]
 
 
 @dataclass
@@ -79,6 +80,9 @@ class TrainConfig:
     # Weight of DSNT's Jensen-Shannon pull of fmnet's heat maps toward a Gaussian of one map cell
     # about each target (losses.HeatMapDivergence), beside the coordinate loss. None: none.
     heat_map_js: float | None = None
+    # Epochs over which the cosine schedule's rate first rises linearly from 1 % of `lr` (the
+    # cosine then decays over the rest). None: no warm-up.
+    warmup_epochs: float | None = None
     split: str = "identity"  # validation: "identity" (a seeded share of people) or "source" (splits.held_out)
     # Per data format, each point's label offset from the human convention (conventions.py):
     # subtracted from that data's labels before training. {"ytf68": {"nose_tip": [along, across]}}
@@ -110,8 +114,13 @@ class TrainConfig:
             raise FacemarkError("width must be 1 for the seed (the article's network as it is)")
         if cfg.input_size is not None and (cfg.arch == "seed" or cfg.input_size % 16):
             raise FacemarkError(f"input_size {cfg.input_size}: fmnet takes a multiple of 16; the seed only 96")
-        if cfg.arch == "seed" and cfg.heat_map_js:
-            raise FacemarkError("heat_map_js needs heat maps; the seed regresses its points directly (use fmnet)")
+        if cfg.warmup_epochs and (cfg.schedule != "cosine" or cfg.warmup_epochs >= cfg.epochs):
+            raise FacemarkError(
+                f"warmup_epochs {cfg.warmup_epochs} needs the cosine schedule and fewer epochs than the run "
+                f"({cfg.epochs})"
+            )
+        if cfg.arch != "fmnet" and cfg.heat_map_js:
+            raise FacemarkError(f"heat_map_js needs fmnet's 2-D heat maps; {cfg.arch} has none")
         return cfg
 
     @classmethod
@@ -138,12 +147,15 @@ LIMITS = {
     "input_size": (int, 32, 512, False),
     "ema": (float, 0, 0.99999, True),
     "heat_map_js": (float, 0, 100, True),
+    "warmup_epochs": (float, 0, 100_000, True),
 }
 
 
+_OPTIONAL = {f.name for f in fields(TrainConfig) if f.default is None}
+
+
 def _check_limit(name: str, value, kind: type, low, high, low_open: bool) -> None:
-    optional = ("patience", "max_minutes", "threads", "aug_shift", "aug_scale", "ema", "heat_map_js", "input_size")
-    if value is None and name in optional:
+    if value is None and name in _OPTIONAL:  # (the recipe's own None values are filled in before the check)
         return
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (kind is float or float(value).is_integer())
@@ -236,6 +248,18 @@ def fit_box_regressor(cache: FaceCache, spec: CropSpec) -> BoxRegressor | None:
         return None
 
 
+def cosine_schedule(cfg: TrainConfig, steps_total: int):
+    """Cosine decay of `cfg.lr` to 1 % over the run, after a linear warm-up of `warmup_epochs`."""
+    import keras
+
+    warm = round(steps_total * (cfg.warmup_epochs or 0) / cfg.epochs)
+    if not warm:
+        return keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=steps_total, alpha=0.01)
+    return keras.optimizers.schedules.CosineDecay(
+        cfg.lr * 0.01, decay_steps=max(1, steps_total - warm), alpha=0.01, warmup_target=cfg.lr, warmup_steps=warm
+    )
+
+
 def _compile(model, cfg: TrainConfig, steps_total: int, scheme: Scheme) -> None:
     import keras
 
@@ -243,7 +267,7 @@ def _compile(model, cfg: TrainConfig, steps_total: int, scheme: Scheme) -> None:
 
     lr = cfg.lr
     if cfg.schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=steps_total, alpha=0.01, warmup_target=None)
+        lr = cosine_schedule(cfg, steps_total)
     derive = scheme.derivation().tolist() if scheme.base else None
     loss = MaskedLandmarkLoss(cfg.loss, ocular=scheme.ocular, derive=derive)
     ema = {"use_ema": True, "ema_momentum": cfg.ema} if cfg.ema else {}

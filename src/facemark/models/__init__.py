@@ -11,7 +11,8 @@ from facemark.errors import FacemarkError
 if TYPE_CHECKING:
     import keras
 
-ARCHS = ("seed", "fmnet")
+# fmnet-xy: fmnet with a SimCC-style 1-D x/y head instead of 2-D heat maps (a measured lever).
+ARCHS = ("seed", "fmnet", "fmnet-xy")
 
 
 def load_keras_model(path, compile: bool = False) -> keras.Model:
@@ -36,8 +37,8 @@ def build_model(arch: str, num_points: int, input_size: int = 96, width: float =
         from facemark.models.seed import build_seed
 
         return build_seed(num_points, input_size)
-    if arch == "fmnet":
+    if arch in ("fmnet", "fmnet-xy"):
         from facemark.models.fmnet import build_fmnet
 
-        return build_fmnet(num_points, input_size, width)
+        return build_fmnet(num_points, input_size, width, head="xy" if arch == "fmnet-xy" else "maps")
     raise FacemarkError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")

@@ -117,11 +117,38 @@ class CoordinateConv(keras.layers.DepthwiseConv2D):
         return keras.ops.reshape(keras.ops.transpose(out, (0, 2, 1)), (-1, 1, 1, 2 * k))
 
 
-def build_fmnet(num_points: int, input_size: int = 96, width: float = 1.0) -> keras.Model:
+@keras.saving.register_keras_serializable(package="facemark")
+class AxisExpectation(keras.layers.Layer):
+    """Logits (B, K, 2 * bins), the x then the y bins of each point, to (B, 1, 1, 2K): each axis'
+    softmax over its bins, and the expected bin centre / crop size (the points' contract).
+
+    SimCC's 1-D classification read as an integral: the x and y of a point are two distributions
+    over pixel bins, not one 2-D map, and each is trained through its expected value."""
+
+    def __init__(self, bins: int, **kwargs):
+        super().__init__(**kwargs)
+        self.bins = bins
+
+    def call(self, x):
+        k = x.shape[1]
+        probs = keras.ops.softmax(keras.ops.reshape(x, (-1, k, 2, self.bins)), axis=-1)
+        centres = keras.ops.convert_to_tensor((np.arange(self.bins, dtype=np.float32) + 0.5) / self.bins)
+        return keras.ops.reshape(keras.ops.sum(probs * centres, axis=-1), (-1, 1, 1, 2 * k))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1, 1, 2 * input_shape[1])
+
+    def get_config(self):
+        return {**super().get_config(), "bins": self.bins}
+
+
+def build_fmnet(num_points: int, input_size: int = 96, width: float = 1.0, head: str = "maps") -> keras.Model:
     """fmnet for K points: 96x96x1 in, 24x24 maps inside, (1, 1, 2K) coordinates out.
 
     `width` multiplies every stage's channels: accuracy grows with it, and so do cost and size
-    (docs/training.md); the shipped models use 1.
+    (docs/training.md); the shipped models use 1. `head="xy"` ends instead at the 12x12 stage in
+    a SimCC-style head: each point's 12x12 logits, flattened, through one dense layer shared by
+    all points to one bin a crop pixel on each axis (`AxisExpectation`).
     """
     w = [round(c * width) for c in (16, 32, 64, 96, 128)]
     inputs = keras.Input((input_size, input_size, 1), name="image")
@@ -136,6 +163,8 @@ def build_fmnet(num_points: int, input_size: int = 96, width: float = 1.0) -> ke
     x = _separable(x, w[4], 1, "e3c")
     x = _separable(x, w[4], 1, "e3d")
     x = _up_merge(x, s12, w[2], "d12")
+    if head == "xy":
+        return _xy_head(inputs, x, num_points, input_size)
     x = _up_merge(x, s24, w[1], "d24")
     logits = L.Conv2D(num_points, 1, name="heatmaps")(x)
     probs = SpatialSoftmax(name=HEAT_MAPS)(logits)
@@ -144,3 +173,13 @@ def build_fmnet(num_points: int, input_size: int = 96, width: float = 1.0) -> ke
     outputs = points(probs)
     points.set_weights([coordinate_kernel(size, input_size // size, num_points)])
     return keras.Model(inputs, outputs, name="fmnet")
+
+
+def _xy_head(inputs, x, num_points: int, input_size: int) -> keras.Model:
+    """The SimCC-style end of `build_fmnet(head="xy")` on the 12x12 features `x`."""
+    cells = x.shape[1] * x.shape[2]
+    logits = L.Conv2D(num_points, 1, name="point_logits")(x)  # (12, 12, K)
+    per_point = L.Permute((2, 1), name="per_point")(L.Reshape((cells, num_points), name="cells")(logits))
+    bins = L.Dense(2 * input_size, name="axis_bins")(per_point)  # (K, 2 * bins), shared by every point
+    outputs = AxisExpectation(input_size, name="points")(bins)
+    return keras.Model(inputs, outputs, name="fmnet_xy")

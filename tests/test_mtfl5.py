@@ -1,6 +1,8 @@
 """mtfl5's 5 human-marked points: the reader, the scheme's conversions and framing, and scoring
 15- and 68-point models on them (in the data's scheme, normalised by the inter-pupil distance)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -139,6 +141,26 @@ def test_a_data_sets_label_offsets_move_only_its_own_labels(mtfl_folder, ytf68_l
     full = np.isfinite(a.points[..., 0]).all(axis=1)
     assert moved[full, nose].all() and not moved[~full].any()  # ytf68 faces only, the nose only
     assert moved.sum() == moved[:, nose].sum()
+
+
+def test_repeats_show_one_data_sets_training_faces_more_often_and_leave_validation_alone(mtfl_folder, ytf68_like):
+    from facemark.training import TrainConfig, prepare_data
+
+    data = [str(ytf68_like), str(mtfl_folder / "lfw")]
+    plain = TrainConfig(data=data, scheme="kaggle15", val_fraction=0.5)
+    (_, a, va), (_, b, vb) = prepare_data(plain.resolved()), prepare_data(replace(plain, repeats={"lfw": 3}).resolved())
+    five = ~np.isfinite(a.points[..., 0]).all(axis=1)  # mtfl5's faces mark five points
+    assert len(b) == len(a) + 2 * five.sum() and (~np.isfinite(b.points[..., 0]).all(axis=1)).sum() == 3 * five.sum()
+    np.testing.assert_array_equal(va.points, vb.points)
+
+
+@pytest.mark.parametrize("repeats, needle", [({"infants": 2}, "not data of this run"), ({"lfw": 1.5}, "whole numbers")])
+def test_repeats_of_unknown_data_or_not_whole_are_refused_before_reading(mtfl_folder, ytf68_like, repeats, needle):
+    from facemark.training import TrainConfig, prepare_data
+
+    cfg = TrainConfig(data=[str(ytf68_like), str(mtfl_folder / "lfw")], scheme="kaggle15", repeats=repeats)
+    with pytest.raises(FacemarkError, match=needle):
+        prepare_data(cfg.resolved())
 
 
 def test_an_offset_is_measured_in_the_faces_own_frame():

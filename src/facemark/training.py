@@ -83,6 +83,10 @@ class TrainConfig:
     # Epochs over which the cosine schedule's rate first rises linearly from 1 % of `lr` (the
     # cosine then decays over the rest). None: no warm-up.
     warmup_epochs: float | None = None
+    # Times each training face of a data set (keyed by its folder or file name, e.g.
+    # "infanface-train") is seen an epoch; others once. A small source weighs more without a
+    # change to the others' schedule.
+    repeats: dict[str, int] | None = None
     split: str = "identity"  # validation: "identity" (a seeded share of people) or "source" (splits.held_out)
     # Per data format, each point's label offset from the human convention (conventions.py):
     # subtracted from that data's labels before training. {"ytf68": {"nose_tip": [along, across]}}
@@ -188,13 +192,14 @@ def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Sche
     points are derived from the model's (mtfl5's for ibug68) supervises through the conversion
     (`schemes.supervised`; the training scheme's `model` is then what the network predicts)."""
     paths = [cfg.data] if isinstance(cfg.data, str) else list(cfg.data)
+    times = _repeats(cfg, paths)  # (checked before the data is read)
     datasets = [dataset] if dataset else [read_dataset(p, cfg.format) for p in paths]
     model = get_scheme(cfg.scheme) if cfg.scheme else datasets[0].scheme
     if model.name not in DEFAULT_CROPS:
         known = ", ".join(DEFAULT_CROPS)
         raise FacemarkError(f"models are trained in the {known} schemes, not {model.name}; pass --scheme")
     scheme = supervised(model, [ds.scheme for ds in datasets])
-    caches, held = [], []
+    caches, held, seen = [], [], []
     for ds, path in zip(datasets, paths):
         if not trainable(ds.scheme, scheme):
             where = f" in {path}" if len(paths) > 1 else ""
@@ -214,6 +219,7 @@ def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Sche
             cache = FaceCache(cache.images, points, cache.identities)
         caches.append(cache)
         held += [held_out(s) for s in ds.samples]
+        seen += [times[str(path)]] * len(ds.samples)
     cache = caches[0] if len(caches) == 1 else FaceCache.concatenate(caches)
     if cfg.clean:
         complete = np.all(np.isfinite(cache.points), axis=(1, 2))
@@ -221,13 +227,29 @@ def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Sche
             raise FacemarkError("--clean left no samples: no row has every point")
         cache = cache.subset(np.flatnonzero(complete))
         held = [held[i] for i in np.flatnonzero(complete)]
+        seen = [seen[i] for i in np.flatnonzero(complete)]
     if cfg.split == "source":
         train_idx, val_idx = np.flatnonzero(~np.array(held)), np.flatnonzero(held)
         if not len(train_idx) or not len(val_idx):
             raise FacemarkError("split 'source' needs faces on both sides (splits.held_out: the shared data's layout)")
     else:
         train_idx, val_idx = split_indices(cache.identities, cfg.val_fraction, cfg.seed)
+    train_idx = np.repeat(train_idx, np.array(seen, dtype=int)[train_idx])
     return scheme, cache.subset(train_idx), cache.subset(val_idx)
+
+
+def _repeats(cfg: TrainConfig, paths: list) -> dict[str, int]:
+    """How many times an epoch each data path's faces are seen (`cfg.repeats` by path name)."""
+    wanted = dict(cfg.repeats or {})
+    names = {str(p): Path(p).name for p in paths}
+    unknown = set(wanted) - set(names.values())
+    if unknown:
+        known = ", ".join(names.values())
+        raise FacemarkError(f"repeats name {', '.join(sorted(unknown))}, not data of this run ({known})")
+    bad = {k: v for k, v in wanted.items() if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1000}
+    if bad:
+        raise FacemarkError(f"repeats must be whole numbers from 1 to 1000, got {bad}")
+    return {p: wanted.get(name, 1) for p, name in names.items()}
 
 
 def crop_spec(cfg: TrainConfig, model: Scheme) -> CropSpec:

@@ -62,15 +62,12 @@ def score_peer(ds: Dataset, found: list[np.ndarray | None]) -> tuple[Metrics, fl
 
 
 def run_dlib(ds: Dataset, root: Path) -> tuple[list | None, list | None]:
-    try:
-        from peers import Dlib
-    except ImportError:
-        return None, None
     import cv2
 
-    try:
-        dlib = Dlib()
-    except ImportError:
+    from peers import dlib_or_none
+
+    dlib = dlib_or_none()
+    if dlib is None:
         return None, None
     k15, k68 = [], []
     for s in ds.samples:

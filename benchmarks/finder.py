@@ -10,7 +10,8 @@ Face-free photos: scikit-image photos the finder's training scenes never used
 
 A face counts as found when a tool's eye midpoint lies within 0.5 inter-pupil distances (IPD) of
 the true one and its IPD is within a factor 1.6. Tools: facemark's full pipeline (detector +
-kaggle15 landmarks, `Landmarker.detect`), its detector alone, MediaPipe's face detection
+kaggle15 landmarks, `Landmarker.detect`), its detector alone, dlib (its HOG detector, upsampled
+once, and its 68-point predictor; when `dlib-bin` is installed), MediaPipe's face detection
 (full-range) and its face mesh (with its own detector). NME: 5 points over the IPD, faces found.
 """
 
@@ -31,8 +32,10 @@ from facemark.finder.faces import SOURCES
 from facemark.finder.scenes import FACE_FREE_HELD_OUT, face_free_photos
 from facemark.inference import Landmarker
 from facemark.readers import read_dataset
-from facemark.schemes import KAGGLE15, MTFL5, convert_points
+from facemark.schemes import CONVERSIONS, IBUG68, KAGGLE15, MTFL5, convert_points
 from facemark.splits import held_out
+
+from peers import dlib_or_none
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -184,6 +187,11 @@ def ours(cases: list[Case], landmarker: Landmarker) -> tuple[list, list, list]:
     return pipeline, alone, ms
 
 
+def dlib_five(dlib, image: np.ndarray) -> list[np.ndarray]:
+    """Every face dlib finds in a BGR photo, as the five points."""
+    return [CONVERSIONS[IBUG68.name, MTFL5.name] @ f for f in dlib.faces(image)]
+
+
 def theirs(cases: list[Case], python: str) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
@@ -243,7 +251,7 @@ def median_ms(fn, runs: int = 30) -> float:
     return float(np.median(times))
 
 
-def speed(landmarker: Landmarker, python: str | None) -> None:
+def speed(landmarker: Landmarker, python: str | None, dlib=None) -> None:
     """The 640-wide two-face photo through each tool on one thread, median ms of 30 runs."""
     photo = two_face_photo()
     gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
@@ -252,6 +260,8 @@ def speed(landmarker: Landmarker, python: str | None) -> None:
         "facemark detect (pipeline)": median_ms(lambda: landmarker.detect(photo)),
         "facemark detector alone": median_ms(lambda: det.detect(gray)),
     }
+    if dlib is not None:
+        timings["dlib (HOG + 68 points)"] = median_ms(lambda: dlib.faces(photo), runs=10)
     print(f"faces found in the two-face photo: {len(landmarker.detect(photo))}")
     if python:
         got = theirs([Case("speed", photo, [])] * 30, python)
@@ -299,6 +309,7 @@ def main() -> None:
     ap.add_argument("--model", default="kaggle15")
     ap.add_argument("--limit", type=int, default=200, help="held-out faces per source")
     ap.add_argument("--opencv", action="store_true", help="also the pipeline behind OpenCV's cascade")
+    ap.add_argument("--no-dlib", action="store_true", help="leave out dlib even when it is installed")
     ap.add_argument("--price", default=None, help="price untrained network kinds instead, e.g. conv:2,separable:1")
     a = ap.parse_args()
     if a.price:
@@ -312,13 +323,16 @@ def main() -> None:
     if a.opencv:  # the pipeline as it was before the finder: OpenCV's cascade in front
         cascade = Landmarker(a.model, threads=1, detector="opencv")
         tools["opencv pipeline"] = [[f.points[TO_FIVE] for f in cascade.detect(c.image)] for c in cases]
+    dlib = None if a.no_dlib else dlib_or_none()
+    if dlib is not None:
+        tools["dlib (HOG + 68)"] = [dlib_five(dlib, c.image) for c in cases]
     if a.mediapipe_python:
         got = theirs(cases, a.mediapipe_python)
         tools["MediaPipe detection"] = [g["detection"] for g in got]
         tools["MediaPipe face mesh"] = [g["mesh"] for g in got]
     table(cases, tools)
     print(f"(facemark pipeline: median {np.median(ms):.1f} ms a test image)")
-    speed(landmarker, a.mediapipe_python)
+    speed(landmarker, a.mediapipe_python, dlib)
 
 
 if __name__ == "__main__":

@@ -82,20 +82,13 @@ def ours(model: str, paths: list[str], detector: str) -> list[list[np.ndarray]]:
 
 
 def dlib_faces(paths: list[str]) -> list[list[np.ndarray]] | None:
-    try:
-        import dlib
-        import face_recognition_models
-    except ImportError:
+    from peers import dlib_or_none
+
+    dlib = dlib_or_none()
+    if dlib is None:
         return None
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
     to5 = CONVERSIONS[IBUG68.name, MTFL5.name]
-    out = []
-    for p in paths:
-        rgb = cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB)
-        shapes = [predictor(rgb, r) for r in detector(rgb, 1)]
-        out.append([to5 @ np.array([[q.x, q.y] for q in s.parts()], np.float64) for s in shapes])
-    return out
+    return [[to5 @ f for f in dlib.faces(cv2.imread(p))] for p in paths]
 
 
 def mediapipe_faces(paths: list[str], python: str | None) -> list[list[np.ndarray]] | None:

@@ -61,9 +61,24 @@ class Dlib:
         rect = max(rects, key=lambda r: _overlap((r.left(), r.top(), r.right(), r.bottom()), gt_box))
         return self.landmarks(rgb, rect)
 
+    def faces(self, bgr: np.ndarray) -> list[np.ndarray]:
+        """(68, 2) points of every face dlib's detector finds in a BGR photo (upsampled once)."""
+        import cv2
+
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return [self.landmarks(rgb, r) for r in self.detector(rgb, 1)]
+
     def landmarks(self, rgb: np.ndarray, rect) -> np.ndarray:
         shape = self.predictor(rgb, rect)
         return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+
+
+def dlib_or_none() -> Dlib | None:
+    """dlib's detector and predictor, or None when `dlib-bin` or its models are not installed."""
+    try:
+        return Dlib()
+    except ImportError:
+        return None
 
 
 def mediapipe_main() -> None:

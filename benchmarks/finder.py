@@ -10,7 +10,7 @@ Face-free photos: scikit-image photos the finder's training scenes never used
 
 A face counts as found when a tool's eye midpoint lies within 0.5 inter-pupil distances (IPD) of
 the true one and its IPD is within a factor 1.6. Tools: facemark's full pipeline (detector +
-kaggle15 landmarks, `Landmarker.detect`), its detector alone, dlib (its HOG detector, upsampled
+`--model`'s landmarks, kaggle15 by default, `Landmarker.detect`), its detector alone, dlib (its HOG detector, upsampled
 once, and its 68-point predictor; when `dlib-bin` is installed), MediaPipe's face detection
 (full-range) and its face mesh (with its own detector). NME: 5 points over the IPD, faces found.
 """
@@ -32,7 +32,7 @@ from facemark.finder.faces import SOURCES
 from facemark.finder.scenes import FACE_FREE_HELD_OUT, face_free_photos
 from facemark.inference import Landmarker
 from facemark.readers import read_dataset
-from facemark.schemes import CONVERSIONS, IBUG68, KAGGLE15, MTFL5, convert_points
+from facemark.schemes import CONVERSIONS, IBUG68, MTFL5, convert_points
 from facemark.splits import held_out
 
 from peers import dlib_or_none
@@ -171,7 +171,10 @@ def nme(t: np.ndarray, f: np.ndarray) -> float:
     return float(np.linalg.norm(f - t, axis=1).mean() / np.hypot(*(t[1] - t[0])))
 
 
-TO_FIVE = [KAGGLE15.point_names.index(n) for n in MTFL5.point_names]
+def five(landmarker: Landmarker, faces: list) -> list[np.ndarray]:
+    """Each face's five points (eye centres, nose tip, mouth corners), whatever the model's scheme."""
+    to5 = CONVERSIONS[landmarker.scheme.name, MTFL5.name]
+    return [to5 @ f.points for f in faces]
 
 
 def ours(cases: list[Case], landmarker: Landmarker) -> tuple[list, list, list]:
@@ -182,7 +185,7 @@ def ours(cases: list[Case], landmarker: Landmarker) -> tuple[list, list, list]:
         t = time.perf_counter()
         faces = landmarker.detect(c.image)
         ms.append((time.perf_counter() - t) * 1000)
-        pipeline.append([f.points[TO_FIVE] for f in faces])
+        pipeline.append(five(landmarker, faces))
         alone.append([np.array(b.keypoints) for b in landmarker.detector.detect(gray)])
     return pipeline, alone, ms
 
@@ -322,7 +325,7 @@ def main() -> None:
     tools = {"facemark pipeline": pipeline, "facemark detector": alone}
     if a.opencv:  # the pipeline as it was before the finder: OpenCV's cascade in front
         cascade = Landmarker(a.model, threads=1, detector="opencv")
-        tools["opencv pipeline"] = [[f.points[TO_FIVE] for f in cascade.detect(c.image)] for c in cases]
+        tools["opencv pipeline"] = [five(cascade, cascade.detect(c.image)) for c in cases]
     dlib = None if a.no_dlib else dlib_or_none()
     if dlib is not None:
         tools["dlib (HOG + 68)"] = [dlib_five(dlib, c.image) for c in cases]

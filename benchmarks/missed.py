@@ -25,9 +25,9 @@ from human import SETS, faces_of, pick
 WRONG_SIZE = 4.0  # a candidate box this many IPDs or more a side frames far more than the face
 
 
-def diagnose(lm: Landmarker, path: str, truth: np.ndarray) -> tuple[str, list[str]]:
+def diagnose(lm: Landmarker, image: np.ndarray, truth: np.ndarray) -> tuple[str, list[str]]:
     """The stage that lost this face, and a line for the best possible start and each candidate near it."""
-    gray, to_photo = lm.working_copy(read_image(path))
+    gray, to_photo = lm.working_copy(image)
     back = np.linalg.inv(np.vstack([to_photo, [0, 0, 1]]))[:2]
     true = truth @ back[:, :2].T + back[:, 2]  # into the working copy's pixels
     mid, ipd = true[:2].mean(axis=0), np.hypot(*(true[1] - true[0]))
@@ -70,9 +70,10 @@ def main() -> int:
     faces = faces_of(SETS[title])
     stages: dict[str, int] = {}
     for path, truth in faces:
-        if pick(truth, [to5 @ f.points for f in lm.detect(path)]) is not None:
+        image = read_image(path)  # decoded once for `detect` and the diagnosis
+        if pick(truth, [to5 @ f.points for f in lm.detect(image)]) is not None:
             continue
-        stage, lines = diagnose(lm, path, truth)
+        stage, lines = diagnose(lm, image, truth)
         stages[stage] = stages.get(stage, 0) + 1
         print(f"{Path(path).name}: {stage}")
         for line in lines:

@@ -216,3 +216,26 @@ def test_five_measured_offsets_spread_to_every_ibug68_point_from_its_own_region(
     assert offsets[names[30]] == list(measured["nose_tip"])
     assert offsets[names[48]] == list(measured["mouth_right_corner"])
     assert offsets[names[8]] == [3.5, 35.0]  # the chin: both mouth corners' mean
+
+
+def test_a_colour_run_trains_on_bgr_crops_and_the_gray_runtime_refuses_it(mtfl_folder, ytf68_like, tmp_path):
+    from facemark import Landmarker
+    from facemark.augment import AugmentConfig, make_batch
+    from facemark.training import TrainConfig, prepare_data, train
+
+    gray = TrainConfig(data=[str(ytf68_like), str(mtfl_folder / "lfw")], scheme="kaggle15", epochs=1, batch=8)
+    colour = replace(gray, colour=True)
+    (_, g, _), (scheme, c, _) = prepare_data(gray.resolved()), prepare_data(colour.resolved())
+    assert c.images.shape == (*g.images.shape, 3)
+    # The same faces: a colour crop's gray version is the gray crop, to rounding.
+    import cv2
+
+    back = np.stack([cv2.cvtColor(im, cv2.COLOR_BGR2GRAY) for im in c.images]).astype(int)
+    assert np.abs(back - g.images).mean() < 1.5
+    x, _ = make_batch(c, np.arange(4), scheme, 96, AugmentConfig(), np.random.default_rng(0))
+    assert x.shape == (4, 96, 96, 3) and 0 <= x.min() and x.max() <= 1
+    train(colour, tmp_path / "run", progress=False)
+    with pytest.raises(FacemarkError, match="colour crops"):
+        Landmarker(tmp_path / "run")
+    with pytest.raises(FacemarkError, match="colour needs fmnet"):
+        replace(colour, arch="seed").resolved()

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from facemark.imaging import CropSpec, apply, compose, crop_face
+from facemark.imaging import CropSpec, apply, compose, crop_face, to_bgr
 from facemark.readers import Dataset
 from facemark.schemes import Scheme, training_points
 
@@ -47,7 +47,7 @@ class AugmentConfig:
 class FaceCache:
     """Decoded, cropped training faces (uint8) with points in cache pixels (NaN where missing)."""
 
-    images: np.ndarray  # (N, C, C) uint8
+    images: np.ndarray  # (N, C, C) gray or (N, C, C, 3) BGR, uint8
     points: np.ndarray  # (N, K, 2) float32 in cache pixels
     identities: list[str | None]
 
@@ -67,8 +67,9 @@ class FaceCache:
         )
 
 
-def build_cache(dataset: Dataset, scheme: Scheme, spec: CropSpec) -> FaceCache:
-    """Crop every face once around its ground-truth box; Kaggle-style crops are used as they are."""
+def build_cache(dataset: Dataset, scheme: Scheme, spec: CropSpec, colour: bool = False) -> FaceCache:
+    """Crop every face once around its ground-truth box; Kaggle-style crops are used as they are.
+    `colour`: BGR crops (gray images become three equal channels)."""
     size = round(spec.size * CACHE_MARGIN)
     cache_spec = CropSpec(size=size, scale=spec.scale * CACHE_MARGIN, shift=spec.shift)
     images, points = [], []
@@ -78,9 +79,10 @@ def build_cache(dataset: Dataset, scheme: Scheme, spec: CropSpec) -> FaceCache:
             # Already the model's crop: centre it in a cache of the same resolution.
             offset = (size - s.image.shape[0]) / 2
             matrix = np.array([[1.0, 0.0, offset], [0.0, 1.0, offset]])
-            img = cv2.warpAffine(s.image, matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
+            image = to_bgr(s.image) if colour else s.image
+            img = cv2.warpAffine(image, matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
         else:
-            img, matrix = crop_face(s.image, s.box(dataset.scheme), cache_spec, exact=True)
+            img, matrix = crop_face(s.image, s.box(dataset.scheme), cache_spec, exact=True, colour=colour)
         pts = apply(matrix, pts)
         pts, _ = training_points(pts, np.isfinite(pts[:, 0]), dataset.scheme, scheme)
         images.append(img)
@@ -105,10 +107,11 @@ def _similarity(rng: np.random.Generator, cfg: AugmentConfig, cache_size: int, s
 def make_batch(
     cache: FaceCache, idx: np.ndarray, scheme: Scheme, size: int, cfg: AugmentConfig, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Model inputs (B, size, size, 1) in [0, 1] and targets (B, 1, 1, 2K) / size, NaN if missing."""
+    """Model inputs (B, size, size, channels) in [0, 1] (1 channel for a gray cache, 3 for BGR)
+    and targets (B, 1, 1, 2K) / size, NaN if missing. Photometric changes hit every channel alike."""
     perm = scheme.flip_permutation()
     cache_size = cache.images.shape[1]
-    xs = np.empty((len(idx), size, size), dtype=np.float32)
+    xs = np.empty((len(idx), size, size, *cache.images.shape[3:]), dtype=np.float32)
     ys = np.empty((len(idx), scheme.num_points, 2), dtype=np.float32)
     for j, i in enumerate(idx):
         m, flip = _similarity(rng, cfg, cache_size, size)
@@ -122,14 +125,16 @@ def make_batch(
             img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 1.5)))
         xs[j] = img
         ys[j] = pts
+    each = (len(idx),) + (1,) * (xs.ndim - 1)  # one draw per sample, for all its pixels
     if cfg.contrast or cfg.brightness:
-        gain = rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, size=(len(idx), 1, 1))
-        bias = rng.uniform(-cfg.brightness, cfg.brightness, size=(len(idx), 1, 1)) * 255
-        mean = xs.mean(axis=(1, 2), keepdims=True)
+        gain = rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, size=each)
+        bias = rng.uniform(-cfg.brightness, cfg.brightness, size=each) * 255
+        mean = xs.mean(axis=tuple(range(1, xs.ndim)), keepdims=True)
         xs = (xs - mean) * gain + mean + bias
     if cfg.noise:
         noisy = rng.random(len(idx)) < cfg.noise
-        sd = rng.uniform(0, 8, size=(len(idx), 1, 1)) * noisy[:, None, None]
+        sd = rng.uniform(0, 8, size=each) * noisy.reshape(each)
         xs = xs + rng.normal(size=xs.shape).astype(np.float32) * sd
     xs = np.clip(xs, 0, 255) / 255.0
-    return xs[..., None].astype(np.float32), (ys / size).reshape(len(idx), 1, 1, -1)
+    xs = xs if xs.ndim == 4 else xs[..., None]
+    return xs.astype(np.float32), (ys / size).reshape(len(idx), 1, 1, -1)

@@ -205,6 +205,10 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
+
+
 @dataclass(frozen=True)
 class CropSpec:
     """How a face box becomes the model's square input: the timm-style preprocessing config.
@@ -346,12 +350,17 @@ def _covered_part(image: np.ndarray, matrix: np.ndarray, size: int) -> tuple[np.
 
 
 def crop_face(
-    image: np.ndarray, box: np.ndarray, spec: CropSpec, roll: float = 0.0, exact: bool = False
+    image: np.ndarray,
+    box: np.ndarray,
+    spec: CropSpec,
+    roll: float = 0.0,
+    exact: bool = False,
+    colour: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Gray crop (uint8, size x size) of the face in `box` turned upright by `roll` degrees,
-    and the matrix original -> crop (`exact`: see `warp`)."""
+    """Gray crop (uint8, size x size; `colour`: size x size x 3 BGR) of the face in `box` turned
+    upright by `roll` degrees, and the matrix original -> crop (`exact`: see `warp`)."""
     matrix = crop_matrix(box, spec, roll)
-    return warp(to_gray(image), matrix, spec.size, exact), matrix
+    return warp(to_bgr(image) if colour else to_gray(image), matrix, spec.size, exact), matrix
 
 
 def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:

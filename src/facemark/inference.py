@@ -220,6 +220,11 @@ class Landmarker:
                 f"needs {2 * self.scheme.num_points} ({self.scheme.num_points} points): network and "
                 f"{CONFIG_NAME} do not belong together"
             )
+        if self.config.extra.get("train", {}).get("colour"):
+            raise FacemarkError(
+                f"{folder}: a model trained on colour crops (recipe key colour, a measurement); "
+                "facemark runs gray crops, so train without it to use the model"
+            )
         self.backend = backend
         if min_face is not None and not (np.isfinite(min_face) and min_face > 0):
             raise FacemarkError(f"min_face must be a positive number of pixels, got {min_face!r}")

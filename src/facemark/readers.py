@@ -25,7 +25,8 @@ _MAX_OUTSIDE = 0.5
 
 @dataclass
 class Sample:
-    """One labelled face: gray uint8 image, (K, 2) points in its pixels, (K,) presence mask."""
+    """One labelled face: gray uint8 image (BGR if read with `colour`), (K, 2) points in its
+    pixels, (K,) presence mask."""
 
     image: np.ndarray
     points: np.ndarray
@@ -84,8 +85,11 @@ def detect_format(path: Path) -> str:
     raise FacemarkError(f"{path}: cannot tell the data format; pass --format ({', '.join(FORMATS)})")
 
 
-def read_dataset(path: str | Path, format: str | None = None, split: str | None = None) -> Dataset:
-    """Read a data set; `split` picks ytf68's `training` or `test` half (default: both)."""
+def read_dataset(
+    path: str | Path, format: str | None = None, split: str | None = None, colour: bool = False
+) -> Dataset:
+    """Read a data set; `split` picks ytf68's `training` or `test` half (default: both); `colour`
+    keeps photos' BGR pixels (the Kaggle formats are gray crops, and stay 2-D)."""
     path = Path(path)
     if not path.exists():
         raise FacemarkError(f"{path}: no such file or folder")
@@ -96,10 +100,10 @@ def read_dataset(path: str | Path, format: str | None = None, split: str | None 
     elif fmt == "npz":
         ds = Dataset(KAGGLE15, list(read_npz_pair(path)), crops=True, format=fmt)
     elif fmt == "ytf68":
-        ds = Dataset(IBUG68, list(read_ytf68(path, split)), crops=False, format=fmt)
+        ds = Dataset(IBUG68, list(read_ytf68(path, split, colour)), crops=False, format=fmt)
     elif fmt in _PTS_FORMATS:
         scheme, origin = _PTS_FORMATS[fmt]
-        ds = Dataset(scheme, list(read_pts(path, scheme, origin)), crops=False, format=fmt)
+        ds = Dataset(scheme, list(read_pts(path, scheme, origin, colour)), crops=False, format=fmt)
     else:
         raise FacemarkError(f"unknown data format {fmt!r}; known: {', '.join(FORMATS)}")
     if not ds.samples:
@@ -224,7 +228,7 @@ def identity_of(filename: str) -> str:
     return stem.rsplit("_", 1)[0] if "_" in stem else stem
 
 
-def read_ytf68(root: Path, split: str | None = None) -> Iterator[Sample]:
+def read_ytf68(root: Path, split: str | None = None, colour: bool = False) -> Iterator[Sample]:
     """The ytf68 folder: `<split>_frames_keypoints.csv` rows of file name + 136 numbers."""
     splits = [split] if split else ["training", "test"]
     for name in splits:
@@ -242,7 +246,7 @@ def read_ytf68(root: Path, split: str | None = None) -> Iterator[Sample]:
                 where = f"{csv_path}:{lineno}"
                 if len(row) != 1 + 2 * IBUG68.num_points:
                     raise FacemarkError(f"{where}: {len(row) - 1} coordinates, expected 136")
-                image = read_image(root / name / row[0])
+                image = read_image(root / name / row[0], gray=not colour)
                 points, mask = _parse_coords(row[1:], where)
                 _check_inside(points, mask, image.shape, where)
                 yield Sample(image, points, mask, identity=identity_of(row[0]), source=f"{name}/{row[0]}")
@@ -282,7 +286,7 @@ def _pts_format(path: Path) -> str:
     return "pts"
 
 
-def read_pts(path: Path, scheme: Scheme = IBUG68, origin: float = 1.0) -> Iterator[Sample]:
+def read_pts(path: Path, scheme: Scheme = IBUG68, origin: float = 1.0, colour: bool = False) -> Iterator[Sample]:
     """Each `name.pts` beside its image `name.jpg|png`, in `scheme`. Identity: for 68-point sets
     none is known; for mtfl5 the folder and the file name before its last `_NN` (LFW's person)."""
     files = [path] if path.is_file() else sorted(path.rglob("*.pts"))
@@ -290,7 +294,7 @@ def read_pts(path: Path, scheme: Scheme = IBUG68, origin: float = 1.0) -> Iterat
         image_path = next((pts.with_suffix(s) for s in IMAGE_SUFFIXES if pts.with_suffix(s).exists()), None)
         if image_path is None:
             raise FacemarkError(f"{pts}: no image beside it with the same name")
-        image = read_image(image_path)
+        image = read_image(image_path, gray=not colour)
         points = parse_pts(pts, scheme.num_points, origin)
         mask = np.ones(len(points), dtype=bool)
         _check_inside(points, mask, image.shape, str(pts))

@@ -83,6 +83,9 @@ class TrainConfig:
     # Epochs over which the cosine schedule's rate first rises linearly from 1 % of `lr` (the
     # cosine then decays over the rest). None: no warm-up.
     warmup_epochs: float | None = None
+    # BGR crops instead of gray (fmnet): the colour lever of issue #11, measured in training.
+    # facemark's runtime feeds gray crops, so such a model is for measurement, not for `detect`.
+    colour: bool = False
     # Times each training face of a data set (keyed by its folder or file name, e.g.
     # "infanface-train") is seen an epoch; others once. A small source weighs more without a
     # change to the others' schedule.
@@ -123,6 +126,8 @@ class TrainConfig:
                 f"warmup_epochs {cfg.warmup_epochs} needs the cosine schedule and fewer epochs than the run "
                 f"({cfg.epochs})"
             )
+        if cfg.colour and cfg.arch == "seed":
+            raise FacemarkError("colour needs fmnet; the seed takes gray input only")
         if cfg.arch != "fmnet" and cfg.heat_map_js:
             raise FacemarkError(f"heat_map_js needs fmnet's 2-D heat maps; {cfg.arch} has none")
         return cfg
@@ -193,7 +198,7 @@ def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Sche
     (`schemes.supervised`; the training scheme's `model` is then what the network predicts)."""
     paths = [cfg.data] if isinstance(cfg.data, str) else list(cfg.data)
     times = _repeats(cfg, paths)  # (checked before the data is read)
-    datasets = [dataset] if dataset else [read_dataset(p, cfg.format) for p in paths]
+    datasets = [dataset] if dataset else [read_dataset(p, cfg.format, colour=cfg.colour) for p in paths]
     model = get_scheme(cfg.scheme) if cfg.scheme else datasets[0].scheme
     if model.name not in DEFAULT_CROPS:
         known = ", ".join(DEFAULT_CROPS)
@@ -211,7 +216,7 @@ def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Sche
                 f"{where}ready-made {ds.samples[0].image.shape[0]} px crops cannot train a model of "
                 f"input_size {spec.size}; use photos with their points"
             )
-        cache = build_cache(ds, scheme, spec)
+        cache = build_cache(ds, scheme, spec, colour=cfg.colour)
         offsets = (cfg.label_offsets or {}).get(ds.format)
         if offsets:
             points = cache.points.copy()
@@ -527,7 +532,7 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
         history = [EpochRecord(**h) for h in state["history"]]
         best_score, best_epoch, start = state["best_score"], state["best_epoch"], state["epoch"]
     else:
-        model = build_model(cfg.arch, k, spec.size, cfg.width)
+        model = build_model(cfg.arch, k, spec.size, cfg.width, channels=3 if cfg.colour else 1)
         trainer = _trainer(model, cfg)
         _compile(trainer, cfg, steps * cfg.epochs, scheme)
     targets = len(trainer.outputs)  # the coordinate targets serve the heat-map loss too

@@ -30,15 +30,19 @@ def load_keras_model(path, compile: bool = False) -> keras.Model:
         raise FacemarkError(f"{path}: cannot load the Keras model ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
-def build_model(arch: str, num_points: int, input_size: int = 96, width: float = 1.0) -> keras.Model:
-    """A fresh, untrained model of the named architecture for K points."""
+def build_model(arch: str, num_points: int, input_size: int = 96, width: float = 1.0, channels: int = 1) -> keras.Model:
+    """A fresh, untrained model of the named architecture for K points (gray input, or BGR with
+    `channels=3`: fmnet only)."""
     import_keras()
     if arch == "seed":
         from facemark.models.seed import build_seed
 
+        if channels != 1:
+            raise FacemarkError("the seed takes gray input only (the article's network as it is)")
         return build_seed(num_points, input_size)
     if arch in ("fmnet", "fmnet-xy"):
         from facemark.models.fmnet import build_fmnet
 
-        return build_fmnet(num_points, input_size, width, head="xy" if arch == "fmnet-xy" else "maps")
+        head = "xy" if arch == "fmnet-xy" else "maps"
+        return build_fmnet(num_points, input_size, width, head=head, channels=channels)
     raise FacemarkError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")

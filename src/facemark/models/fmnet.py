@@ -142,8 +142,11 @@ class AxisExpectation(keras.layers.Layer):
         return {**super().get_config(), "bins": self.bins}
 
 
-def build_fmnet(num_points: int, input_size: int = 96, width: float = 1.0, head: str = "maps") -> keras.Model:
-    """fmnet for K points: 96x96x1 in, 24x24 maps inside, (1, 1, 2K) coordinates out.
+def build_fmnet(
+    num_points: int, input_size: int = 96, width: float = 1.0, head: str = "maps", channels: int = 1
+) -> keras.Model:
+    """fmnet for K points: 96x96x1 in (x3 with `channels=3`: BGR), 24x24 maps inside, (1, 1, 2K)
+    coordinates out.
 
     `width` multiplies every stage's channels: accuracy grows with it, and so do cost and size
     (docs/training.md); the shipped models use 1. `head="xy"` ends instead at the 12x12 stage in
@@ -151,7 +154,7 @@ def build_fmnet(num_points: int, input_size: int = 96, width: float = 1.0, head:
     all points to one bin a crop pixel on each axis (`AxisExpectation`).
     """
     w = [round(c * width) for c in (16, 32, 64, 96, 128)]
-    inputs = keras.Input((input_size, input_size, 1), name="image")
+    inputs = keras.Input((input_size, input_size, channels), name="image")
     x = _conv_bn(inputs, w[0], 3, 2, "stem")  # 48
     x = _separable(x, w[1], 2, "e1a")  # 24
     x = s24 = _separable(x, w[1], 1, "e1b")

@@ -201,6 +201,11 @@ class Landmarker:
         self.config = ModelConfig.load(folder)
         self.scheme = self.config.scheme_obj
         self.size = self.config.crop.size
+        if self.config.extra.get("train", {}).get("colour"):
+            raise FacemarkError(
+                f"{folder}: a model trained on colour crops (recipe key colour, a measurement); "
+                "facemark runs gray crops, so train without it to use the model"
+            )
         onnx_path, keras_path = folder / ONNX_NAME, folder / KERAS_NAME
         explicit = Path(model).suffix if Path(model).is_file() else ""
         if backend == "auto":  # ONNX Runtime unless a .keras file was named or no ONNX file is there
@@ -219,11 +224,6 @@ class Landmarker:
                 f"{folder}: the network gives {self._run.outputs} numbers but its scheme {self.scheme.name} "
                 f"needs {2 * self.scheme.num_points} ({self.scheme.num_points} points): network and "
                 f"{CONFIG_NAME} do not belong together"
-            )
-        if self.config.extra.get("train", {}).get("colour"):
-            raise FacemarkError(
-                f"{folder}: a model trained on colour crops (recipe key colour, a measurement); "
-                "facemark runs gray crops, so train without it to use the model"
             )
         self.backend = backend
         if min_face is not None and not (np.isfinite(min_face) and min_face > 0):

@@ -276,7 +276,7 @@ def speed(landmarker: Landmarker, python: str | None, dlib=None) -> None:
 
 def price(kinds: list[str]) -> None:
     """The finder's pyramid on the two-face photo, one thread, for the shipped network and for
-    untrained networks of each kind (`branch:stride4_blocks`): a threshold of 1 reports no face,
+    untrained networks of each kind (`branch:stride4_blocks[:stem]`): a threshold of 1 reports no face,
     so this prices the network and the pyramid, not the candidates (cost does not depend on the
     weights). The networks take turns, run by run, so a machine's changing load hits all alike."""
     from facemark.finder.export import write_bundle
@@ -288,9 +288,9 @@ def price(kinds: list[str]) -> None:
     detectors = {"shipped": (FinderDetector(threshold=1.0), None)}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in kinds:
-            branch, blocks = kind.split(":")
-            cfg = FinderConfig(width=1.0, branch=branch, stride4_blocks=int(blocks))
-            model = build_finder(cfg.width, cfg.branch, cfg.stride4_blocks)
+            branch, blocks, stem = (kind.split(":") + ["conv"])[:3]
+            cfg = FinderConfig(width=1.0, branch=branch, stride4_blocks=int(blocks), stem=stem)
+            model = build_finder(cfg.width, cfg.branch, cfg.stride4_blocks, cfg.stem)
             bundle = write_bundle(model, Path(tmp) / kind.replace(":", "-"), cfg)
             detectors[kind] = (FinderDetector(bundle, threshold=1.0), model.count_params())
         times = {name: [] for name in detectors}
@@ -313,7 +313,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=200, help="held-out faces per source")
     ap.add_argument("--opencv", action="store_true", help="also the pipeline behind OpenCV's cascade")
     ap.add_argument("--no-dlib", action="store_true", help="leave out dlib even when it is installed")
-    ap.add_argument("--price", default=None, help="price untrained network kinds instead, e.g. conv:2,separable:1")
+    ap.add_argument(
+        "--price", default=None, help="price untrained network kinds instead, e.g. conv:2,separable2:1:patch"
+    )
     a = ap.parse_args()
     if a.price:
         return price(a.price.split(","))

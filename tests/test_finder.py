@@ -177,12 +177,31 @@ def test_the_faster_network_keeps_the_maps_and_is_named_in_its_bundle(tmp_path):
     FinderDetector(folder, threshold=0.0).detect(face_photo([(20, 20)]))  # ONNX Runtime runs it
 
 
+def test_the_patch_stem_reaches_a_quarter_in_one_layer_and_exports(tmp_path):
+    from facemark.finder.export import write_bundle
+    from facemark.finder.network import build_finder
+    from facemark.finder.runtime import FinderDetector
+    from facemark.finder.training import FinderConfig
+
+    cfg = FinderConfig(width=0.5, branch="separable2", stride4_blocks=1, stem="patch")
+    model = build_finder(cfg.width, cfg.branch, cfg.stride4_blocks, cfg.stem)
+    names = {layer.name for layer in model.layers}
+    assert model.get_layer("stem_conv").strides == (4, 4) and "s4a_dw" not in names and "s4b_dw" not in names
+    assert {"score_dw", "score2_dw", "geometry2_conv"} <= names  # two separable steps a branch
+    assert model.predict_on_batch(np.zeros((1, 64, 96, 1), np.float32)).shape == (1, 8, 12, CHANNELS)
+    folder = write_bundle(model, tmp_path / "bundle", cfg)
+    assert json.loads((folder / "finder.json").read_text())["stem"] == "patch"
+    FinderDetector(folder, threshold=0.0).detect(face_photo([(20, 20)]))
+
+
 def test_a_recipe_with_an_unknown_network_kind_is_one_clear_error():
     from facemark.errors import FacemarkError
     from facemark.finder.training import FinderConfig
 
-    with pytest.raises(FacemarkError, match="branch must be one of conv, separable"):
+    with pytest.raises(FacemarkError, match="branch must be one of conv, separable, separable2"):
         FinderConfig(branch="dense")
+    with pytest.raises(FacemarkError, match="stem one of conv, patch"):
+        FinderConfig(stem="pixels")
     with pytest.raises(FacemarkError, match="stride4_blocks 1 or 2"):
         FinderConfig(stride4_blocks=3)
 

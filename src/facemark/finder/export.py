@@ -51,6 +51,7 @@ def write_bundle(model, folder: Path, cfg, threshold: float = 0.5, note: str | N
             "width": cfg.width,
             "branch": cfg.branch,
             "stride4_blocks": cfg.stride4_blocks,
+            "stem": cfg.stem,
             "trained_size": cfg.size,
             "threshold": threshold,
         }

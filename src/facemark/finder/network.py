@@ -16,17 +16,25 @@ from facemark.models.fmnet import _conv_bn, _separable, _up_merge
 L = keras.layers
 
 
-def build_finder(width: float = 1.0, branch: str = "conv", stride4_blocks: int = 2) -> keras.Model:
+def build_finder(width: float = 1.0, branch: str = "conv", stride4_blocks: int = 2, stem: str = "conv") -> keras.Model:
     """(N, H, W, 1) gray / 255 -> (N, H/8, W/8, CHANNELS) raw maps (see `facemark.finder.maps`).
 
-    The first pyramid level is most of a photo's time, and there the stride-4 blocks and the two
-    3x3 branches at stride 8 cost most: `stride4_blocks=1` and `branch="separable"` (a depthwise
-    3x3 and a 1x1 instead of a full 3x3) make the network about a third faster on ONNX Runtime.
+    The first pyramid level is most of a photo's time, and there the layers at 1/2 and 1/4 of
+    the input and the two 3x3 branches at stride 8 cost most. Cheaper kinds, priced by
+    `benchmarks/finder.py --price`: `stem="patch"` reaches 1/4 in one 4x4 convolution of stride
+    4 (each cell sees its own 16 pixels, as a vision transformer's patches) instead of a 3x3 at
+    1/2 and a separable block; `stride4_blocks` counts the layers at 1/4, the one that gets
+    there included (1: no other); `branch="separable"` makes each branch a depthwise 3x3 and a
+    1x1 instead of a full 3x3, `"separable2"` two of those (the receptive field of the full 3x3
+    and more, at a fifth of its cost).
     """
     w = [round(c * width) for c in (16, 24, 32, 64, 96)]
     inputs = keras.Input((None, None, 1), name="image")
-    x = _conv_bn(inputs, w[0], 3, 2, "stem")  # 1/2
-    x = _separable(x, w[1], 2, "s4a")  # 1/4
+    if stem == "patch":
+        x = _conv_bn(inputs, w[1], 4, 4, "stem")  # 1/4
+    else:
+        x = _conv_bn(inputs, w[0], 3, 2, "stem")  # 1/2
+        x = _separable(x, w[1], 2, "s4a")  # 1/4
     if stride4_blocks == 2:
         x = _separable(x, w[1], 1, "s4b")
     x = _separable(x, w[2], 2, "s8a")  # 1/8
@@ -52,10 +60,15 @@ def build_finder(width: float = 1.0, branch: str = "conv", stride4_blocks: int =
 
 
 def _branch(x, width: int, name: str, kind: str):
-    if kind == "separable":
-        x = L.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw")(x)
-        x = L.Conv2D(width, 1, use_bias=False, name=f"{name}_conv")(x)
-    else:
-        x = L.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    if kind == "conv":
+        return _branch_step(L.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv")(x), name)
+    for i in range(2 if kind == "separable2" else 1):
+        step = name if i == 0 else f"{name}{i + 1}"  # the first keeps the one-step kind's layer names
+        x = L.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{step}_dw")(x)
+        x = _branch_step(L.Conv2D(width, 1, use_bias=False, name=f"{step}_conv")(x), step)
+    return x
+
+
+def _branch_step(x, name: str):
     x = L.BatchNormalization(name=f"{name}_bn")(x)
     return L.ReLU(name=f"{name}_relu")(x)

@@ -26,7 +26,8 @@ from facemark.finder.scenes import SceneMaker, face_free_photos
 from facemark.training import Checkpoints, configure_threads
 
 BUNDLE = "finder"
-BRANCHES = ("conv", "separable")  # `finder.network.build_finder`'s kinds of score/geometry branch
+BRANCHES = ("conv", "separable", "separable2")  # `finder.network.build_finder`'s kinds of score/geometry branch
+STEMS = ("conv", "patch")  # and of the layers that take the input to 1/4
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,9 @@ class FinderConfig:
     lr: float = 3e-3
     warmup: int = 300
     width: float = 1.5
-    branch: str = "conv"  # the score and geometry branches' 3x3: "conv" (full) or "separable" (faster)
-    stride4_blocks: int = 2  # separable blocks at 1/4 of the input (1: faster)
+    branch: str = "conv"  # the score and geometry branches' 3x3: "conv" (full) or "separable(2)" (faster)
+    stride4_blocks: int = 2  # layers at 1/4 of the input, the one that gets there included (1: faster)
+    stem: str = "conv"  # how the input gets to 1/4: "conv" (3x3 at 1/2, then a separable block) or "patch" (faster)
     seed: int = 0
     threads: int | None = None
     val_scenes: int = 192
@@ -59,10 +61,10 @@ class FinderConfig:
     max_minutes: float | None = None
 
     def __post_init__(self) -> None:
-        if self.branch not in BRANCHES or self.stride4_blocks not in (1, 2):
+        if self.branch not in BRANCHES or self.stem not in STEMS or self.stride4_blocks not in (1, 2):
             raise FacemarkError(
-                f"finder recipe: branch must be one of {', '.join(BRANCHES)} and stride4_blocks 1 or 2, "
-                f"got {self.branch!r} and {self.stride4_blocks!r}"
+                f"finder recipe: branch must be one of {', '.join(BRANCHES)}, stem one of {', '.join(STEMS)} "
+                f"and stride4_blocks 1 or 2, got {self.branch!r}, {self.stem!r} and {self.stride4_blocks!r}"
             )
 
     def to_dict(self) -> dict:
@@ -227,7 +229,7 @@ def _train(cfg: FinderConfig, run_dir: Path, resume: bool, log) -> Path:
     else:
         from facemark.finder.network import build_finder
 
-        model = build_finder(cfg.width, cfg.branch, cfg.stride4_blocks)
+        model = build_finder(cfg.width, cfg.branch, cfg.stride4_blocks, cfg.stem)
         _compile(keras, model, cfg, total)
         first_epoch = 1
         log(f"finder: {model.count_params():,} parameters, {total} steps of {cfg.batch} scenes of {cfg.size} px")

@@ -204,6 +204,10 @@ def test_a_recipe_with_an_unknown_network_kind_is_one_clear_error():
         FinderConfig(stem="pixels")
     with pytest.raises(FacemarkError, match="stride4_blocks 1 or 2"):
         FinderConfig(stride4_blocks=3)
+    from facemark.finder.network import build_finder
+
+    with pytest.raises(ValueError, match="unknown finder stem 'pixels'"):
+        build_finder(0.5, stem="pixels")  # the network itself does not fall back to a kind silently
 
 
 # --- the detector on images of every awkward kind (an untrained network: any output is fair) ---

@@ -25,9 +25,11 @@ def build_finder(width: float = 1.0, branch: str = "conv", stride4_blocks: int =
     4 (each cell sees its own 16 pixels, as a vision transformer's patches) instead of a 3x3 at
     1/2 and a separable block; `stride4_blocks` counts the layers at 1/4, the one that gets
     there included (1: no other); `branch="separable"` makes each branch a depthwise 3x3 and a
-    1x1 instead of a full 3x3, `"separable2"` two of those (the receptive field of the full 3x3
-    and more, at a fifth of its cost).
+    1x1 instead of a full 3x3, `"separable2"` two of those (a 5x5 receptive field for about a
+    quarter of the full 3x3's arithmetic).
     """
+    if stem not in ("conv", "patch") or branch not in ("conv", "separable", "separable2"):
+        raise ValueError(f"unknown finder stem {stem!r} or branch {branch!r}")
     w = [round(c * width) for c in (16, 24, 32, 64, 96)]
     inputs = keras.Input((None, None, 1), name="image")
     if stem == "patch":

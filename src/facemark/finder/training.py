@@ -26,8 +26,6 @@ from facemark.finder.scenes import SceneMaker, face_free_photos
 from facemark.training import Checkpoints, configure_threads
 
 BUNDLE = "finder"
-BRANCHES = ("conv", "separable", "separable2")  # `finder.network.build_finder`'s kinds of score/geometry branch
-STEMS = ("conv", "patch")  # and of the layers that take the input to 1/4
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,8 @@ class FinderConfig:
     max_minutes: float | None = None
 
     def __post_init__(self) -> None:
+        from facemark.finder.network import BRANCHES, STEMS  # the network's own kinds (imports Keras)
+
         if self.branch not in BRANCHES or self.stem not in STEMS or self.stride4_blocks not in (1, 2):
             raise FacemarkError(
                 f"finder recipe: branch must be one of {', '.join(BRANCHES)}, stem one of {', '.join(STEMS)} "

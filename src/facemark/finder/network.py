@@ -16,6 +16,7 @@ from facemark.models.fmnet import _conv_bn, _separable, _up_merge
 L = keras.layers
 BRANCHES = ("conv", "separable", "separable2")  # kinds of score/geometry branch (`build_finder`)
 STEMS = ("conv", "patch")  # and of the layers that take the input to 1/4
+STRIDE4_BLOCKS = (1, 2)  # how many layers at 1/4
 
 
 def build_finder(width: float = 1.0, branch: str = "conv", stride4_blocks: int = 2, stem: str = "conv") -> keras.Model:
@@ -30,8 +31,8 @@ def build_finder(width: float = 1.0, branch: str = "conv", stride4_blocks: int =
     1x1 instead of a full 3x3, `"separable2"` two of those (a 5x5 receptive field for about a
     quarter of the full 3x3's arithmetic).
     """
-    if stem not in STEMS or branch not in BRANCHES:
-        raise ValueError(f"unknown finder stem {stem!r} or branch {branch!r}")
+    if stem not in STEMS or branch not in BRANCHES or stride4_blocks not in STRIDE4_BLOCKS:
+        raise ValueError(f"unknown finder stem {stem!r}, branch {branch!r} or stride4_blocks {stride4_blocks!r}")
     w = [round(c * width) for c in (16, 24, 32, 64, 96)]
     inputs = keras.Input((None, None, 1), name="image")
     if stem == "patch":

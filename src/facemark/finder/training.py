@@ -59,12 +59,13 @@ class FinderConfig:
     max_minutes: float | None = None
 
     def __post_init__(self) -> None:
-        from facemark.finder.network import BRANCHES, STEMS  # the network's own kinds (imports Keras)
+        from facemark.finder.network import BRANCHES, STEMS, STRIDE4_BLOCKS  # the network's own kinds (imports Keras)
 
-        if self.branch not in BRANCHES or self.stem not in STEMS or self.stride4_blocks not in (1, 2):
+        if self.branch not in BRANCHES or self.stem not in STEMS or self.stride4_blocks not in STRIDE4_BLOCKS:
             raise FacemarkError(
                 f"finder recipe: branch must be one of {', '.join(BRANCHES)}, stem one of {', '.join(STEMS)} "
-                f"and stride4_blocks 1 or 2, got {self.branch!r}, {self.stem!r} and {self.stride4_blocks!r}"
+                f"and stride4_blocks {' or '.join(map(str, STRIDE4_BLOCKS))}, "
+                f"got {self.branch!r}, {self.stem!r} and {self.stride4_blocks!r}"
             )
 
     def to_dict(self) -> dict:

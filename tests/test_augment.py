@@ -57,6 +57,25 @@ def test_augmented_points_follow_the_pixels():
         np.testing.assert_allclose([xs.mean(), ys.mean()], yb.reshape(15, 2)[nose] * 96, atol=0.7)
 
 
+def test_an_occluder_covers_one_rectangle_with_another_face_and_keeps_the_points():
+    cache = _cache()
+    plain = AugmentConfig.none()
+    covered = AugmentConfig(**{**plain.to_dict(), "occlude": 1.0})
+    x0, y0 = make_batch(cache, np.arange(1), KAGGLE15, 96, plain, np.random.default_rng(3))
+    x1, y1 = make_batch(cache, np.arange(1), KAGGLE15, 96, covered, np.random.default_rng(3))
+    np.testing.assert_array_equal(y1, y0)  # covered points stay supervised where they are
+    ys, xs = np.nonzero(x1[0, :, :, 0] != x0[0, :, :, 0])
+    h, w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+    assert 0.2 * 96 - 1 <= min(h, w) and max(h, w) <= 0.5 * 96  # one rectangle of the drawn size
+    patch = x1[0, ys.min() : ys.max() + 1, xs.min() : xs.max() + 1, 0] * 255
+    assert any(  # its pixels are a patch of a cached face, taken whole
+        (cache.images[n][v : v + h, u : u + w] == patch.round()).all()
+        for n in range(len(cache))
+        for v in range(cache.images.shape[1] - h + 1)
+        for u in range(cache.images.shape[2] - w + 1)
+    )
+
+
 def test_batches_depend_only_on_the_seed():
     cache = _cache()
     a = make_batch(cache, np.arange(4), KAGGLE15, 96, AugmentConfig(), np.random.default_rng([1, 2]))

@@ -2,12 +2,12 @@
 
 Geometric augmentation is one similarity transform per sample (scale, roll, shift, mirror)
 applied to the image and points together; a mirror also swaps left/right labels through the
-scheme's flip pairs. Photometric changes (brightness, contrast, blur, noise) touch pixels only.
+scheme's flip pairs. Photometric changes (brightness, contrast, blur, noise) and occluders touch pixels only.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import cv2
 import numpy as np
@@ -17,6 +17,7 @@ from facemark.readers import Dataset
 from facemark.schemes import Scheme, training_points
 
 CACHE_MARGIN = 4 / 3  # the cache covers 4/3 of the crop, so shifts and rolls find real pixels
+OCCLUDER_SIDES = (0.2, 0.5)  # an occluder's width and height, each a fraction of the crop side
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,17 @@ class AugmentConfig:
     contrast: float = 0.3  # gain x [1 - contrast, 1 + contrast]
     blur: float = 0.3  # probability of a Gaussian blur (sigma up to 1.5 px)
     noise: float = 0.3  # probability of Gaussian noise (sd up to 8 grey levels)
+    # Probability of an occluder: a rectangle (OCCLUDER_SIDES of the crop side, each axis) inside
+    # the crop, filled with a patch of another training face, as a hand or a bottle covers part
+    # of a face; its points stay supervised, so the model learns where covered points are.
+    occlude: float = 0.0
     # How far right of the mirror-symmetric spot the data's labels sit, in crop pixels: a mirrored
     # face's labels move by twice this, so flipped and unflipped targets agree (ytf68: about 1.1).
     mirror_offset: float = 0.0
 
     @classmethod
     def none(cls) -> AugmentConfig:
-        return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return cls(**{f.name: 0.0 for f in fields(cls)})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -120,6 +125,8 @@ def make_batch(
         if flip:
             pts = pts[perm]
             pts[:, 0] += 2 * cfg.mirror_offset
+        if cfg.occlude and rng.random() < cfg.occlude:  # no draw when off: older recipes stay bit-identical
+            _occlude(img, cache.images[rng.integers(len(cache))], rng)
         img = img.astype(np.float32)
         if cfg.blur and rng.random() < cfg.blur:
             img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 1.5)))
@@ -138,3 +145,13 @@ def make_batch(
     xs = np.clip(xs, 0, 255) / 255.0
     xs = xs if xs.ndim == 4 else xs[..., None]
     return xs.astype(np.float32), (ys / size).reshape(len(idx), 1, 1, -1)
+
+
+def _occlude(img: np.ndarray, other: np.ndarray, rng: np.random.Generator) -> None:
+    """Cover a random rectangle of `img` (in place) with the same-sized patch of `other`, a cached
+    face (larger than the crop) taken at a random spot: skin and hair textures, not a flat block."""
+    size, source = img.shape[0], other.shape[0]
+    w, h = (rng.uniform(*OCCLUDER_SIDES, size=2) * size).astype(int)
+    x, y = rng.integers(0, size - w + 1), rng.integers(0, size - h + 1)
+    u, v = rng.integers(0, source - w + 1), rng.integers(0, source - h + 1)
+    img[y : y + h, x : x + w] = other[v : v + h, u : u + w]

@@ -71,6 +71,7 @@ class TrainConfig:
     threads: int | None = None
     aug_shift: float | None = None  # crop shift range (fraction of the side); default AugmentConfig's
     aug_scale: float | None = None  # crop size range (+-); default AugmentConfig's
+    aug_occlude: float | None = None  # probability of an occluder (AugmentConfig.occlude); default none
     mirror_offset: float = 0.0  # the labels' offset from mirror symmetry, crop px (scripts/mirror_offset.py)
     width: float = 1.0  # channel multiplier of the architecture (fmnet)
     input_size: int | None = None  # the crop's side in px (fmnet: a multiple of 16); default the scheme's, 96
@@ -151,6 +152,7 @@ LIMITS = {
     "threads": (int, 1, 1024, False),
     "aug_shift": (float, 0, 0.5, False),
     "aug_scale": (float, 0, 0.9, False),
+    "aug_occlude": (float, 0, 1, False),
     "mirror_offset": (float, -10, 10, False),
     "width": (float, 0, 8, True),
     "input_size": (int, 32, 512, False),
@@ -537,7 +539,8 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
         _compile(trainer, cfg, steps * cfg.epochs, scheme)
     targets = len(trainer.outputs)  # the coordinate targets serve the heat-map loss too
 
-    ranges = {k: v for k, v in (("shift", cfg.aug_shift), ("scale", cfg.aug_scale)) if v is not None}
+    given = (("shift", cfg.aug_shift), ("scale", cfg.aug_scale), ("occlude", cfg.aug_occlude))
+    ranges = {k: v for k, v in given if v is not None}
     aug = AugmentConfig(**ranges, mirror_offset=cfg.mirror_offset) if cfg.augment else AugmentConfig.none()
     x_val, y_val = make_batch(
         val_set, np.arange(len(val_set)), scheme, spec.size, AugmentConfig.none(), np.random.default_rng(0)

@@ -2,7 +2,8 @@
 
 Geometric augmentation is one similarity transform per sample (scale, roll, shift, mirror)
 applied to the image and points together; a mirror also swaps left/right labels through the
-scheme's flip pairs. Photometric changes (brightness, contrast, blur, noise) and occluders touch pixels only.
+scheme's flip pairs. Photometric changes (brightness, contrast, blur, noise) and occluders touch
+pixels only.
 """
 
 from __future__ import annotations

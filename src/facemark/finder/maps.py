@@ -97,8 +97,11 @@ def decode(maps: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, 
     Maxima are found on the logits (the sigmoid keeps their order) by a 3x3 dilation, which
     costs a tenth of shifting a padded map nine times: it runs on every pyramid level and view."""
     logit = np.ascontiguousarray(maps[..., 0], dtype=np.float32)
+    least = _logit(threshold)
+    if not logit.size or logit.max() < least:  # most levels and views of a photo hold no face
+        return np.zeros(0), np.zeros((0, 2)), np.zeros(0), np.zeros((0, KEYPOINTS, 2))
     neighbours = cv2.dilate(logit, np.ones((3, 3), np.uint8))  # out-of-map cells count as -inf
-    iy, ix = np.nonzero((logit >= neighbours) & (logit >= _logit(threshold)))
+    iy, ix = np.nonzero((logit >= neighbours) & (logit >= least))
     cells = maps[iy, ix].astype(np.float64)
     cx = (ix + cells[:, 1]) * STRIDE + (STRIDE - 1) / 2
     cy = (iy + cells[:, 2]) * STRIDE + (STRIDE - 1) / 2

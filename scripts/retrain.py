@@ -4,6 +4,7 @@
     python scripts/retrain.py kaggle15-l    # the accurate tier: kaggle15's recipe at twice the width
     python scripts/retrain.py ibug68-l --max-minutes 100   # stops after 100 min; the same command resumes
     python scripts/retrain.py finder [--data ../shared/data] [--max-minutes M]
+    python scripts/retrain.py gate      # the finder's second stage, on the shipped finder's candidates
     python scripts/retrain.py kaggle15 --recipe configs/kaggle15-softwing.json --no-ship   # a candidate recipe
 
 Trains with configs/NAME.json (deterministic for its seed; bit-identical only with --threads 1),
@@ -42,7 +43,7 @@ def recipe(name: str, data: str, threads: int | None = None, path: str | None = 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("name", choices=["kaggle15", "ibug68", "kaggle15-l", "ibug68-l", "finder"])
+    p.add_argument("name", choices=["kaggle15", "ibug68", "kaggle15-l", "ibug68-l", "finder", "gate"])
     p.add_argument(
         "--data",
         default=None,
@@ -61,9 +62,11 @@ def main() -> int:
     a = p.parse_args()
     if a.data is None:
         many = isinstance(json.loads(recipe_path(a.name, a.recipe).read_text()).get("data"), list)
-        a.data = str(ROOT.parent / "shared" / "data" / ("" if many or a.name == "finder" else "ytf68"))
+        a.data = str(ROOT.parent / "shared" / "data" / ("" if many or a.name in ("finder", "gate") else "ytf68"))
     if a.name == "finder":
         return retrain_finder(a)
+    if a.name == "gate":
+        return retrain_gate(a)
 
     from facemark.bundle import KERAS_NAME, ONNX_NAME, ModelConfig
     from facemark.errors import FacemarkError
@@ -120,6 +123,28 @@ def retrain_finder(a: argparse.Namespace) -> int:
             target = ROOT / "src" / "facemark" / "weights" / "finder"
             target.mkdir(parents=True, exist_ok=True)
             for name in ("model.onnx", "finder.json"):
+                shutil.copy2(bundle / name, target / name)
+            print(f"shipped {target}")
+    except FacemarkError as exc:
+        print(f"retrain: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def retrain_gate(a: argparse.Namespace) -> int:
+    """The finder's gate: configs/gate.json on ../shared/data and the shipped finder's candidates,
+    shipped beside the finder (it belongs to that finder: retrain it after the finder)."""
+    from facemark.errors import FacemarkError
+    from facemark.finder.gate import GATE_CONFIG, GATE_ONNX
+    from facemark.finder.gate_training import GateConfig, train_gate
+
+    saved = json.loads(recipe_path("gate", a.recipe).read_text())
+    cfg = GateConfig.from_dict({**saved, **({} if a.threads is None else {"threads": a.threads})})
+    try:
+        bundle = train_gate(cfg, a.data, Path(a.run or ROOT / "runs" / "gate"))
+        if not a.no_ship:
+            target = ROOT / "src" / "facemark" / "weights" / "finder"
+            for name in (GATE_ONNX, GATE_CONFIG):
                 shutil.copy2(bundle / name, target / name)
             print(f"shipped {target}")
     except FacemarkError as exc:

@@ -11,7 +11,7 @@ import pytest
 
 from facemark.detection import FaceBox
 from facemark.finder.maps import CHANNELS, STRIDE, TARGETS, Face, decode, encode
-from facemark.imaging import CropSpec, apply, crop_face, crop_matrix, invert
+from facemark.imaging import CropSpec, apply, crop_face, crop_matrix, cv2, invert
 
 from conftest import face_photo
 
@@ -379,3 +379,45 @@ def test_a_turned_view_of_a_kept_face_is_one_of_its_views_not_a_second_face():
     (face, other) = _filled_in([upright], [seen_at_90, again, elsewhere])
     assert face.as_array().tolist() == upright.as_array().tolist() and face.other_views == (seen_at_90,)
     assert other == elsewhere
+
+
+# --- the gate: the finder's second stage ---
+
+
+def test_a_gate_patch_at_the_border_keeps_its_size_and_repeats_the_edge():
+    from facemark.finder.gate import square_patch
+
+    gray = np.tile(np.arange(100, dtype=np.uint8), (80, 1))  # brightness = x
+    inside = square_patch(gray, (50.0, 40.0), 20, 10)
+    np.testing.assert_array_equal(inside, cv2.resize(gray[30:50, 40:60], (10, 10), interpolation=cv2.INTER_AREA))
+    corner = square_patch(gray, (0.0, 0.0), 40, 40)
+    assert corner.shape == (40, 40)
+    assert (corner[:, :20] == 0).all() and corner[0, 39] == 19  # left of the photo: its first column repeated
+    assert (square_patch(gray, (-500.0, -500.0), 10, 8) == 0).all()  # wholly outside: nothing to show
+
+
+def test_a_finder_bundle_with_a_gate_keeps_only_the_candidates_it_passes(tmp_path, untrained_finder):
+    from facemark.finder.gate import GATE_CONFIG
+    from facemark.finder.gate_training import build_gate, write_gate
+    from facemark.finder.runtime import FinderDetector
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(untrained_finder.path.parent, bundle)
+    write_gate(build_gate(), bundle, 0.0, {})
+    image = np.random.default_rng(1).integers(0, 255, (96, 128), np.uint8)
+    every = FinderDetector(bundle, threshold=0.0)
+    assert every.gate is not None and len(every.detect(image)) == len(untrained_finder.detect(image)) > 0
+    (bundle / GATE_CONFIG).write_text(json.dumps({"threshold": 1.01}))  # no probability reaches it
+    assert FinderDetector(bundle, threshold=0.0).detect(image) == []
+
+
+def test_gate_examples_are_drawn_at_any_roll_in_the_gates_shape():
+    from facemark.finder.gate import SIDE
+    from facemark.finder.gate_training import STORED, drawn
+
+    patches = np.zeros((3, STORED, STORED), np.uint8)
+    patches[:, :, STORED // 2 :] = 255
+    a, b = drawn(patches, np.random.default_rng(0)), drawn(patches, np.random.default_rng(0))
+    assert a.shape == (3, SIDE, SIDE, 1) and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
+    np.testing.assert_array_equal(a, b)  # a function of the seed
+    assert not np.allclose(a[0], a[1])  # each patch turned its own way

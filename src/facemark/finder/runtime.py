@@ -18,6 +18,7 @@ import numpy as np
 
 from facemark.detection import Detector, FaceBox, iou, suppress
 from facemark.errors import FacemarkError
+from facemark.finder.gate import Gate
 from facemark.finder.maps import MAX_SIDE, decode
 from facemark.imaging import apply, area_halved, area_resized, compose, cv2, to_gray
 
@@ -68,10 +69,12 @@ class FinderDetector(Detector):
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for bad files
             raise FacemarkError(f"{path}: cannot load the finder ({str(exc)[:120]})") from None
+        self.path = path
         self.input = self.session.get_inputs()[0].name
         config = path.parent / "finder.json"
         self.config = json.loads(config.read_text()) if config.exists() else {}
         self.threshold = float(self.config.get("threshold", 0.5) if threshold is None else threshold)
+        self.gate = Gate.beside(path)  # None for a bundle without one: every candidate is kept
 
     def _boxes(self, image: np.ndarray, min_side: float | None) -> list[FaceBox]:
         gray = to_gray(image)
@@ -88,7 +91,8 @@ class FinderDetector(Detector):
                 views[k] += self._at_level(np.rot90(level, k), compose(to_photo, _unturn(k, level.shape)), FIND_SIDE)
         least = min_side or 0.0  # (`detect` drops smaller boxes too; suppressing them first costs time)
         unturned, *turned = (suppress([b for b in seen if b.side >= least]) for seen in views.values())
-        return _filled_in(unturned, [b for seen in turned for b in seen])
+        kept = _filled_in(unturned, [b for seen in turned for b in seen])
+        return self.gate.keep(gray, kept) if self.gate else kept
 
     def _one_per_face(self, boxes: list[FaceBox]) -> list[FaceBox]:
         return boxes  # `_boxes` has merged its views already
@@ -100,6 +104,8 @@ class FinderDetector(Detector):
         out = []
         for x0, y0, tile in _tiles(level):
             scores, centres, sides, keypoints = decode(self._run(tile), self.threshold)
+            if not len(scores):
+                continue
             centres = apply(to_photo, centres + (x0, y0))
             keypoints = apply(to_photo, keypoints + (x0, y0))
             for s, (cx, cy), side, kp in zip(scores, centres, sides, keypoints):
@@ -115,7 +121,8 @@ class FinderDetector(Detector):
         ph, pw = -h % ALIGN, -w % ALIGN
         if ph or pw:
             tile = cv2.copyMakeBorder(tile, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
-        x = (tile.astype(np.float32) * np.float32(1 / 255))[None, :, :, None]
+        x = tile.astype(np.float32)[None, :, :, None]
+        x *= np.float32(1 / 255)  # in place: one array a view, not two
         return self.session.run(None, {self.input: x})[0][0]
 
     def _near_size(self, window: np.ndarray, side: float) -> list[FaceBox]:

@@ -122,7 +122,7 @@ class FinderDetector(Detector):
         if ph or pw:
             tile = cv2.copyMakeBorder(tile, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
         x = tile.astype(np.float32)[None, :, :, None]
-        x *= np.float32(1 / 255)  # in place: one array a view, not two
+        x *= np.float32(1 / 255)  # scaled in place: one float copy of the tile, not two
         return self.session.run(None, {self.input: x})[0][0]
 
     def _near_size(self, window: np.ndarray, side: float) -> list[FaceBox]:

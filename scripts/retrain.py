@@ -120,11 +120,7 @@ def retrain_finder(a: argparse.Namespace) -> int:
         if bundle == run:  # stopped by --max-minutes
             return 0
         if not a.no_ship:
-            target = ROOT / "src" / "facemark" / "weights" / "finder"
-            target.mkdir(parents=True, exist_ok=True)
-            for name in ("model.onnx", "finder.json"):
-                shutil.copy2(bundle / name, target / name)
-            print(f"shipped {target}")
+            _ship_beside_finder(bundle, ("model.onnx", "finder.json"))
     except FacemarkError as exc:
         print(f"retrain: error: {exc}", file=sys.stderr)
         return 2
@@ -143,14 +139,20 @@ def retrain_gate(a: argparse.Namespace) -> int:
     try:
         bundle = train_gate(cfg, a.data, Path(a.run or ROOT / "runs" / "gate"))
         if not a.no_ship:
-            target = ROOT / "src" / "facemark" / "weights" / "finder"
-            for name in (GATE_ONNX, GATE_CONFIG):
-                shutil.copy2(bundle / name, target / name)
-            print(f"shipped {target}")
+            _ship_beside_finder(bundle, (GATE_ONNX, GATE_CONFIG))
     except FacemarkError as exc:
         print(f"retrain: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _ship_beside_finder(bundle: Path, names: tuple[str, ...]) -> None:
+    """Copy `names` from a run's bundle into the package's finder folder."""
+    target = ROOT / "src" / "facemark" / "weights" / "finder"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy2(bundle / name, target / name)
+    print(f"shipped {target}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from facemark.imaging import (
     working_copy,
 )
 from facemark.schemes import Scheme
+from facemark.sessions import one_thread_session
 
 BACKENDS = ("auto", "onnx", "keras")
 
@@ -96,9 +97,7 @@ class _OnnxRunner:
     cache-sized calls, which beats one session's own threading on many small convolutions."""
 
     def __init__(self, path: Path, threads: int | None):
-        import onnxruntime as ort
-
-        self.path, self.ort = path, ort
+        self.path = path
         self.workers = threads or os.cpu_count() or 1
         self.sessions = [self._session()]  # the others start with the first large batch
         self.input = self.sessions[0].get_inputs()[0].name
@@ -107,13 +106,7 @@ class _OnnxRunner:
         self.pool: ThreadPoolExecutor | None = None
 
     def _session(self):
-        opts = self.ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        try:
-            return self.ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            raise FacemarkError(f"{self.path}: cannot load the ONNX model ({str(exc)[:120]})") from None
+        return one_thread_session(self.path, "the ONNX model")
 
     def _run(self, session, x: np.ndarray) -> np.ndarray:
         calls = range(0, len(x), MICRO_BATCH)

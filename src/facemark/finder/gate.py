@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from facemark.detection import FaceBox
-from facemark.errors import FacemarkError
 from facemark.imaging import cv2
+from facemark.sessions import one_thread_session
 
 GATE_ONNX, GATE_CONFIG = "gate.onnx", "gate.json"
 SIDE = 48  # px: the patch the classifier sees (a box 32 px a side: more than the finder saw it at)
@@ -47,15 +47,7 @@ class Gate:
     """The shipped (or a candidate's) gate: `keep` returns the candidates that may hold a face."""
 
     def __init__(self, path: Path):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own types for bad files
-            raise FacemarkError(f"{path}: cannot load the finder's gate ({str(exc)[:120]})") from None
+        self.session = one_thread_session(path, "the finder's gate")
         self.input = self.session.get_inputs()[0].name
         config = path.parent / GATE_CONFIG
         self.threshold = float(json.loads(config.read_text())["threshold"]) if config.exists() else 0.5

@@ -21,6 +21,7 @@ from facemark.errors import FacemarkError
 from facemark.finder.gate import Gate
 from facemark.finder.maps import MAX_SIDE, decode
 from facemark.imaging import apply, area_halved, area_resized, compose, cv2, to_gray
+from facemark.sessions import one_thread_session
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "finder"
 FIND_SIDE = 24.0  # px at the network's input: the smallest box it finds reliably
@@ -51,8 +52,6 @@ class FinderDetector(Detector):
 
     def __init__(self, model: str | Path | None = None, threshold: float | None = None):
         super().__init__()
-        import onnxruntime as ort
-
         folder = Path(model) if model else WEIGHTS
         path = folder / "model.onnx" if folder.is_dir() else folder
         if not path.exists():
@@ -62,13 +61,7 @@ class FinderDetector(Detector):
                     "use --detector opencv, dlib or mediapipe"
                 )
             raise FacemarkError(f"{path}: no finder model there")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own types for bad files
-            raise FacemarkError(f"{path}: cannot load the finder ({str(exc)[:120]})") from None
+        self.session = one_thread_session(path, "the finder")
         self.path = path
         self.input = self.session.get_inputs()[0].name
         config = path.parent / "finder.json"

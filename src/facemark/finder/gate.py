@@ -1,13 +1,15 @@
 """The finder's second stage: a tiny classifier that turns down candidates that hold no face.
 
-Why: most of `detect`'s time after the finder goes to candidates that are not faces. Each is
-fitted by the landmark model (four crops) and, as it does not settle, given a second look (up to
-twenty more); in benchmarks/human.py's web photos 81 of 215 candidates lay away from every face
-found. A classifier that sees each candidate's patch with some context, at a few times the pixels
-the finder saw it at, can drop most of those for a fraction of one crop's cost (the cascade of
-MTCNN's proposal and refinement stages). It passes anything that holds a face or part of one,
-at any roll, so the landmark stage can still re-frame a box on part of a face; it is trained on
-the shipped finder's own candidates (`facemark.finder.gate_training`).
+Why: after the finder, `detect` spends much of its time on candidates that are not faces. Each
+is fitted by the landmark model (four crops) and, as it does not settle, given a second look (up
+to twenty more); in benchmarks/human.py's web photos 81 of 215 candidates lay away from every
+face found. A classifier that sees each candidate's patch with some context could drop those for
+a fraction of one crop's cost (the cascade of MTCNN's proposal and refinement stages). It passes
+anything that holds a face or part of one, at any roll, so the landmark stage can still re-frame
+a box on part of a face; it is trained on the shipped finder's own candidates
+(`facemark.finder.gate_training`). A finder bundle uses it when `gate.onnx` lies beside its
+model. None ships: measured, it saved a tenth of the time on web photos and none on the two-face
+photo, as the candidates that cost the time look like faces to it too (docs/training.md).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from facemark.imaging import cv2
 from facemark.sessions import one_thread_session
 
 GATE_ONNX, GATE_CONFIG = "gate.onnx", "gate.json"
-SIDE = 48  # px: the patch the classifier sees (a box 32 px a side: more than the finder saw it at)
+SIDE = 48  # px: the patch the classifier sees, a box 32 px a side (the finder sees boxes at 24-96 px)
 CONTEXT = 1.5  # the patch's side in candidate box sides
 
 

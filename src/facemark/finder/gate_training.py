@@ -7,8 +7,8 @@ whose patch touches no known face (labelled, seen by the OpenCV cascade, or foun
 pipeline: photos may show people the labels do not mention) is not; the rest teach nothing.
 The labelled boxes, jittered, are faces too, so faces this finder misses are still passed when
 another finder boxes them. Patches are stored wider than the gate's and turned to any roll when
-drawn, as the gate sees faces at any roll. The reject threshold keeps KEEP of the faces of a
-tenth of the photos set aside.
+drawn, as the gate sees faces at any roll. The reject threshold passes `keep` of the faces of
+a tenth of the photos set aside.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ JITTERED = 2  # jittered labelled boxes stored per face
 @dataclass
 class GateConfig:
     seed: int = 0
-    epochs: int = 6
+    epochs: int = 20
     steps: int = 300
     batch: int = 128
     lr: float = 3e-3
@@ -73,7 +73,8 @@ class Examples:
 
 
 def mine(data_root: str | Path, cfg: GateConfig, log=print) -> Examples:
-    """Stored patches of the shipped finder's candidates and of jittered labelled boxes."""
+    """Stored patches of the shipped finder's candidates (at `cfg.mine_threshold`) and of jittered
+    labelled boxes."""
     from facemark.finder.runtime import FinderDetector
     from facemark.finder.scenes import face_free_photos
     from facemark.inference import Landmarker
@@ -97,7 +98,7 @@ def mine(data_root: str | Path, cfg: GateConfig, log=print) -> Examples:
         for n, s in enumerate(x for x in data.samples if not held_out(x)):
             if n % cfg.every.get(name, 1):
                 continue
-            five, mask = convert_points(s.points, s.mask, data.scheme, MTFL5)
+            _, mask = convert_points(s.points, s.mask, data.scheme, MTFL5)
             if not mask.all():
                 continue
             photo += 1
@@ -248,9 +249,9 @@ def train_gate(cfg: GateConfig, data_root: str | Path, run: Path, log=print) -> 
 def write_gate(model, folder: Path, threshold: float, note: dict) -> Path:
     """`gate.onnx` and `gate.json` into `folder`, only when ONNX Runtime agrees with Keras."""
     import keras
-    import onnxruntime as ort
 
     from facemark.export import _converters_quiet
+    from facemark.sessions import one_thread_session
 
     folder.mkdir(parents=True, exist_ok=True)
     check = np.random.default_rng(0).uniform(0, 1, (5, SIDE, SIDE, 1)).astype(np.float32)
@@ -260,7 +261,7 @@ def write_gate(model, folder: Path, threshold: float, note: dict) -> Path:
         with _converters_quiet():
             bare.predict_on_batch(check)
             bare.export(str(tmp / GATE_ONNX), format="onnx", verbose=False)
-        session = ort.InferenceSession(str(tmp / GATE_ONNX), providers=["CPUExecutionProvider"])
+        session = one_thread_session(tmp / GATE_ONNX, "the exported gate")
         ours = session.run(None, {session.get_inputs()[0].name: check})[0]
         diff = float(np.abs(ours - np.asarray(bare.predict_on_batch(check))).max())
         if not diff <= 1e-3:

@@ -421,3 +421,12 @@ def test_gate_examples_are_drawn_at_any_roll_in_the_gates_shape():
     assert a.shape == (3, SIDE, SIDE, 1) and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
     np.testing.assert_array_equal(a, b)  # a function of the seed
     assert not np.allclose(a[0], a[1])  # each patch turned its own way
+
+
+def test_a_gate_recipe_with_an_unknown_key_is_one_clear_error():
+    from facemark.errors import FacemarkError
+    from facemark.finder.gate_training import GateConfig
+
+    assert GateConfig.from_dict({"epochs": 3}).epochs == 3
+    with pytest.raises(FacemarkError, match="unknown gate recipe keys: epoch$"):
+        GateConfig.from_dict({"epoch": 3})

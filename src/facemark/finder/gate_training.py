@@ -25,6 +25,7 @@ import numpy as np
 from facemark.errors import FacemarkError
 from facemark.finder.faces import SOURCES, other_faces, unsure_finder
 from facemark.finder.gate import CONTEXT, GATE_CONFIG, GATE_ONNX, SIDE, square_patch
+from facemark.finder.negatives import _square
 from facemark.imaging import cv2, points_box, to_gray
 
 STORED, STORED_CONTEXT = 96, 2.2  # px and box sides of a stored patch: room to turn it to any roll
@@ -140,10 +141,6 @@ def mine(data_root: str | Path, cfg: GateConfig, log=print) -> Examples:
 def _stored(gray: np.ndarray, centre, side: float) -> np.ndarray:
     """The patch stored for a box of `side` px about `centre`."""
     return square_patch(gray, centre, side * STORED_CONTEXT, STORED)
-
-
-def _square(cx: float, cy: float, side: float) -> np.ndarray:
-    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:

@@ -98,7 +98,7 @@ def decode(maps: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, 
     costs a tenth of shifting a padded map nine times: it runs on every pyramid level and view."""
     logit = np.ascontiguousarray(maps[..., 0], dtype=np.float32)
     least = _logit(threshold)
-    if not logit.size or logit.max() < least:  # most levels and views of a photo hold no face
+    if not logit.size or logit.max() < least:  # a view without a candidate (most, on face-free photos)
         return np.zeros(0), np.zeros((0, 2)), np.zeros(0), np.zeros((0, KEYPOINTS, 2))
     neighbours = cv2.dilate(logit, np.ones((3, 3), np.uint8))  # out-of-map cells count as -inf
     iy, ix = np.nonzero((logit >= neighbours) & (logit >= least))

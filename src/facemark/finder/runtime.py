@@ -97,8 +97,6 @@ class FinderDetector(Detector):
         out = []
         for x0, y0, tile in _tiles(level):
             scores, centres, sides, keypoints = decode(self._run(tile), self.threshold)
-            if not len(scores):
-                continue
             centres = apply(to_photo, centres + (x0, y0))
             keypoints = apply(to_photo, keypoints + (x0, y0))
             for s, (cx, cy), side, kp in zip(scores, centres, sides, keypoints):

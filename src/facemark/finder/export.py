@@ -21,7 +21,7 @@ def write_bundle(model, folder: Path, cfg, threshold: float = 0.5, note: str | N
     import keras
     import onnx
 
-    from facemark.export import _asymmetric_nearest_resize, _converters_quiet
+    from facemark.export import _asymmetric_nearest_resize
     from facemark.training import deflate_zip
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -32,20 +32,14 @@ def write_bundle(model, folder: Path, cfg, threshold: float = 0.5, note: str | N
         tmp = Path(tmp)
         bare.save(tmp / KERAS_NAME)
         deflate_zip(tmp / KERAS_NAME)
-        with _converters_quiet():
-            bare.predict_on_batch(checks[0])
-            bare.export(str(tmp / "raw.onnx"), format="onnx", verbose=False)
+        exported(bare, tmp / "raw.onnx", checks[0])
         proto = onnx.load(str(tmp / "raw.onnx"))
         for value in (proto.graph.input[0], proto.graph.output[0]):
             for dim, name in zip(value.type.tensor_type.shape.dim, ("batch", "height", "width")):
                 dim.dim_param = name
         _asymmetric_nearest_resize(proto)
         onnx.save(proto, str(tmp / ONNX_NAME))
-        diff = max(
-            float(np.abs(run_onnx(tmp / ONNX_NAME, x) - np.asarray(bare.predict_on_batch(x))).max()) for x in checks
-        )
-        if not diff <= TOLERANCE:
-            raise FacemarkError(f"the finder's ONNX export differs from Keras by {diff:.2g}; nothing written")
+        check_agrees(tmp / ONNX_NAME, bare, checks, "the finder")
         config = {
             "stride": 8,
             "width": cfg.width,
@@ -59,6 +53,24 @@ def write_bundle(model, folder: Path, cfg, threshold: float = 0.5, note: str | N
         for name in (KERAS_NAME, ONNX_NAME, CONFIG):
             os.replace(tmp / name, folder / name)
     return folder
+
+
+def exported(bare, path: Path, sample: np.ndarray) -> None:
+    """`bare` (a Keras model without training state) written as ONNX to `path`; `sample` builds it
+    first, as Keras's exporter wants a model that has run."""
+    from facemark.export import _converters_quiet
+
+    with _converters_quiet():
+        bare.predict_on_batch(sample)
+        bare.export(str(path), format="onnx", verbose=False)
+
+
+def check_agrees(path: Path, bare, checks: list[np.ndarray], what: str) -> None:
+    """Raise unless ONNX Runtime on `path` gives Keras's outputs (within TOLERANCE) on `checks`:
+    a bundle is written only after this passes."""
+    diff = max(float(np.abs(run_onnx(path, x) - np.asarray(bare.predict_on_batch(x))).max()) for x in checks)
+    if not diff <= TOLERANCE:
+        raise FacemarkError(f"{what}'s ONNX export differs from Keras by {diff:.2g}; nothing written")
 
 
 def run_onnx(path: Path, x: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 from facemark.errors import FacemarkError
 from facemark.finder.faces import SOURCES, other_faces, unsure_finder
 from facemark.finder.gate import CONTEXT, GATE_CONFIG, GATE_ONNX, SIDE, square_patch
-from facemark.finder.negatives import _square
+from facemark.finder.negatives import _intersection, _square
 from facemark.imaging import cv2, points_box, to_gray
 
 STORED, STORED_CONTEXT = 96, 2.2  # px and box sides of a stored patch: room to turn it to any roll
@@ -145,8 +145,7 @@ def _stored(gray: np.ndarray, centre, side: float) -> np.ndarray:
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection of two boxes over the smaller one's area."""
-    inter = np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None).prod()
-    return float(inter / max(1e-9, min(np.prod(a[2:] - a[:2]), np.prod(b[2:] - b[:2]))))
+    return _intersection(a, b) / max(1e-9, min(np.prod(a[2:] - a[:2]), np.prod(b[2:] - b[:2])))
 
 
 def drawn(patches: np.ndarray, rng) -> np.ndarray:
@@ -247,22 +246,15 @@ def write_gate(model, folder: Path, threshold: float, note: dict) -> Path:
     """`gate.onnx` and `gate.json` into `folder`, only when ONNX Runtime agrees with Keras."""
     import keras
 
-    from facemark.export import _converters_quiet
-    from facemark.sessions import one_thread_session
+    from facemark.finder.export import check_agrees, exported
 
     folder.mkdir(parents=True, exist_ok=True)
     check = np.random.default_rng(0).uniform(0, 1, (5, SIDE, SIDE, 1)).astype(np.float32)
     bare = keras.Model(model.inputs, model.outputs, name=model.name)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as tmp:
         tmp = Path(tmp)
-        with _converters_quiet():
-            bare.predict_on_batch(check)
-            bare.export(str(tmp / GATE_ONNX), format="onnx", verbose=False)
-        session = one_thread_session(tmp / GATE_ONNX, "the exported gate")
-        ours = session.run(None, {session.get_inputs()[0].name: check})[0]
-        diff = float(np.abs(ours - np.asarray(bare.predict_on_batch(check))).max())
-        if not diff <= 1e-3:
-            raise FacemarkError(f"the gate's ONNX export differs from Keras by {diff:.2g}; nothing written")
+        exported(bare, tmp / GATE_ONNX, check)
+        check_agrees(tmp / GATE_ONNX, bare, [check], "the gate")
         (tmp / GATE_CONFIG).write_text(json.dumps({"threshold": threshold, **note}, indent=2))
         for name in (GATE_ONNX, GATE_CONFIG):
             os.replace(tmp / name, folder / name)

@@ -63,6 +63,11 @@ def _square(cx: float, cy: float, side: float) -> np.ndarray:
     return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
 
 
+def _intersection(a: np.ndarray, b: np.ndarray) -> float:
+    """The area two (x0, y0, x1, y1) boxes share."""
+    return float(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None).prod())
+
+
 def _negative(gray: np.ndarray, box: np.ndarray, known: list[np.ndarray], far: float = FAR) -> np.ndarray | None:
     """The candidate `box`'s patch with context, or None where it would show a known face or
     leave the photo (a replicated border would teach streaks)."""
@@ -73,8 +78,7 @@ def _negative(gray: np.ndarray, box: np.ndarray, known: list[np.ndarray], far: f
     if region[0] < 0 or region[1] < 0 or region[2] > w or region[3] > h:
         return None
     for face in known:
-        inter = np.clip(np.minimum(region[2:], face[2:]) - np.maximum(region[:2], face[:2]), 0, None).prod()
-        if inter > far * np.prod(face[2:] - face[:2]):
+        if _intersection(region, face) > far * np.prod(face[2:] - face[:2]):
             return None
     x0, y0, x1, y1 = (int(round(v)) for v in region)
     if min(x1 - x0, y1 - y0) < 8:

@@ -40,7 +40,8 @@ def test_flip_mirrors_points_and_swaps_left_right_names(offset):
         np.testing.assert_allclose(p1[i], [95 - p0[j, 0] + 2 * offset, p0[j, 1]], atol=1e-4)
 
 
-def test_augmented_points_follow_the_pixels():
+@pytest.mark.parametrize("infant_shape", [0.0, 1.0])
+def test_augmented_points_follow_the_pixels(infant_shape):
     # A bright dot labelled as the nose tip must stay under its label through any transform.
     s = kaggle_samples(1, partial=False)[0]
     s.image[:] = 0
@@ -49,7 +50,9 @@ def test_augmented_points_follow_the_pixels():
     s.image[y - 1 : y + 2, x - 1 : x + 2] = 255
     s.points[nose] = [x, y]
     cache = build_cache(Dataset(KAGGLE15, [s], True, "t"), KAGGLE15, DEFAULT_CROPS["kaggle15"])
-    cfg = AugmentConfig(flip=0.5, rotate=30, scale=0.1, shift=0.06, brightness=0, contrast=0, blur=0, noise=0)
+    cfg = AugmentConfig(
+        flip=0.5, rotate=30, scale=0.1, shift=0.06, brightness=0, contrast=0, blur=0, noise=0, infant_shape=infant_shape
+    )
     for seed in range(5):
         xb, yb = make_batch(cache, np.arange(1), KAGGLE15, 96, cfg, np.random.default_rng(seed))
         img = xb[0, :, :, 0]
@@ -74,6 +77,21 @@ def test_an_occluder_covers_one_rectangle_with_another_face_and_keeps_the_points
         for v in range(cache.images.shape[1] - h + 1)
         for u in range(cache.images.shape[2] - w + 1)
     )
+
+
+def test_an_infant_shape_warp_raises_the_nose_toward_the_eyes():
+    cache = _cache()
+    plain = AugmentConfig.none()
+    warped = AugmentConfig(**{**plain.to_dict(), "infant_shape": 1.0})
+    _, y0 = make_batch(cache, np.arange(4), KAGGLE15, 96, plain, np.random.default_rng(0))
+    _, y1 = make_batch(cache, np.arange(4), KAGGLE15, 96, warped, np.random.default_rng(0))
+    names = KAGGLE15.point_names
+    eyes, nose = [names.index("left_eye_center"), names.index("right_eye_center")], names.index("nose_tip")
+    p0, p1 = y0.reshape(4, 15, 2), y1.reshape(4, 15, 2)
+    drop0 = p0[:, nose, 1] - p0[:, eyes, 1].mean(1)
+    drop1 = p1[:, nose, 1] - p1[:, eyes, 1].mean(1)
+    assert (drop1 < drop0).all()  # the nose sits closer below the eyes, as in an infant's face
+    np.testing.assert_allclose(p1[..., 0], p0[..., 0])  # columns never move
 
 
 def test_batches_depend_only_on_the_seed():

@@ -151,6 +151,30 @@ def test_hard_negatives_are_pasted_into_scenes_and_scenes_stay_a_function_of_see
     assert any(not np.array_equal(mined.scene(i).image, plain.scene(i).image) for i in range(8))
 
 
+def test_infant_shaped_pastes_carry_their_noses_closer_to_the_eyes(tmp_path):
+    from facemark.finder.faces import load_faces
+    from facemark.finder.scenes import SceneMaker, face_free_photos
+
+    cfg = _tiny(tmp_path)
+    faces, backgrounds = load_faces(cfg.data, "train", cfg.sources), face_free_photos()
+
+    def nose_drops(maker: SceneMaker) -> list[float]:
+        """Each pasted face's nose below its eye line, in eye distances."""
+        out = []
+        for i in range(24):
+            for f in maker.scene(i).faces:
+                right, left, nose = f.keypoints[:3]
+                across = left - right
+                out.append(float(np.cross(across, nose - (right + left) / 2) / (across @ across)))
+        return out
+
+    infant = SceneMaker(faces, backgrounds, 64, seed=3, infant_shape=1.0)
+    assert np.array_equal(infant.scene(4).image, infant.scene(4).image)
+    plain, warped = nose_drops(SceneMaker(faces, backgrounds, 64, seed=3)), nose_drops(infant)
+    assert len(plain) > 10 and len(warped) > 10
+    assert np.mean(warped) < np.mean(plain) - 0.1
+
+
 def test_a_second_run_in_the_same_folder_is_refused(tmp_path):
     from facemark.errors import FacemarkError
     from facemark.finder.training import train_finder

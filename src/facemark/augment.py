@@ -3,7 +3,8 @@
 Geometric augmentation is one similarity transform per sample (scale, roll, shift, mirror)
 applied to the image and points together; a mirror also swaps left/right labels through the
 scheme's flip pairs. Photometric changes (brightness, contrast, blur, noise) and occluders touch
-pixels only.
+pixels only. An infant-shape warp (`facemark.infant_shape`), when asked for, moves rows of the
+cached face before the similarity, points with them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import cv2
 import numpy as np
 
 from facemark.imaging import CropSpec, apply, compose, crop_face, to_bgr
+from facemark.infant_shape import toward_infant
 from facemark.readers import Dataset
 from facemark.schemes import Scheme, training_points
 
@@ -37,6 +39,9 @@ class AugmentConfig:
     # the crop, filled with a patch of another training face, as a hand or a bottle covers part
     # of a face; its points stay supervised, so the model learns where covered points are.
     occlude: float = 0.0
+    # Probability of warping a face part of the way (uniform strength) toward the infant mean
+    # face's rows (`facemark.infant_shape`): more infant-like faces than the data holds.
+    infant_shape: float = 0.0
     # How far right of the mirror-symmetric spot the data's labels sit, in crop pixels: a mirrored
     # face's labels move by twice this, so flipped and unflipped targets agree (ytf68: about 1.1).
     mirror_offset: float = 0.0
@@ -56,12 +61,14 @@ class FaceCache:
     images: np.ndarray  # (N, C, C) gray or (N, C, C, 3) BGR, uint8
     points: np.ndarray  # (N, K, 2) float32 in cache pixels
     identities: list[str | None]
+    # The faces' common 68-point box in cache pixels: its centre's row and its side.
+    box: tuple[float, float] = (float("nan"), float("nan"))
 
     def __len__(self) -> int:
         return len(self.images)
 
     def subset(self, idx: np.ndarray) -> FaceCache:
-        return FaceCache(self.images[idx], self.points[idx], [self.identities[i] for i in idx])
+        return FaceCache(self.images[idx], self.points[idx], [self.identities[i] for i in idx], self.box)
 
     @classmethod
     def concatenate(cls, caches: list[FaceCache]) -> FaceCache:
@@ -70,6 +77,7 @@ class FaceCache:
             np.concatenate([c.images for c in caches]),
             np.concatenate([c.points for c in caches]),
             [i for c in caches for i in c.identities],
+            caches[0].box,
         )
 
 
@@ -93,7 +101,9 @@ def build_cache(dataset: Dataset, scheme: Scheme, spec: CropSpec, colour: bool =
         pts, _ = training_points(pts, np.isfinite(pts[:, 0]), dataset.scheme, scheme)
         images.append(img)
         points.append(pts)
-    return FaceCache(np.stack(images), np.stack(points).astype(np.float32), [s.identity for s in dataset.samples])
+    side = size / cache_spec.scale  # every face's box is where the crop spec put it
+    box = ((size - 1) / 2 - cache_spec.shift[1] * side, side)
+    return FaceCache(np.stack(images), np.stack(points).astype(np.float32), [s.identity for s in dataset.samples], box)
 
 
 def _similarity(rng: np.random.Generator, cfg: AugmentConfig, cache_size: int, size: int) -> tuple[np.ndarray, bool]:
@@ -120,9 +130,12 @@ def make_batch(
     xs = np.empty((len(idx), size, size, *cache.images.shape[3:]), dtype=np.float32)
     ys = np.empty((len(idx), scheme.num_points, 2), dtype=np.float32)
     for j, i in enumerate(idx):
+        face, pts = cache.images[i], cache.points[i]
+        if cfg.infant_shape and rng.random() < cfg.infant_shape:  # no draw when off: older recipes stay bit-identical
+            face, pts, _ = toward_infant(face, pts, *cache.box, float(rng.uniform()), recentre=True)
         m, flip = _similarity(rng, cfg, cache_size, size)
-        img = cv2.warpAffine(cache.images[i], m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        pts = apply(m, cache.points[i])
+        img = cv2.warpAffine(face, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        pts = apply(m, pts)
         if flip:
             pts = pts[perm]
             pts[:, 0] += 2 * cfg.mirror_offset

@@ -72,6 +72,7 @@ class TrainConfig:
     aug_shift: float | None = None  # crop shift range (fraction of the side); default AugmentConfig's
     aug_scale: float | None = None  # crop size range (+-); default AugmentConfig's
     aug_occlude: float | None = None  # probability of an occluder (AugmentConfig.occlude); default none
+    aug_infant_shape: float | None = None  # probability of an infant-shape warp (AugmentConfig.infant_shape)
     mirror_offset: float = 0.0  # the labels' offset from mirror symmetry, crop px (scripts/mirror_offset.py)
     width: float = 1.0  # channel multiplier of the architecture (fmnet)
     input_size: int | None = None  # the crop's side in px (fmnet: a multiple of 16); default the scheme's, 96
@@ -153,6 +154,7 @@ LIMITS = {
     "aug_shift": (float, 0, 0.5, False),
     "aug_scale": (float, 0, 0.9, False),
     "aug_occlude": (float, 0, 1, False),
+    "aug_infant_shape": (float, 0, 1, False),
     "mirror_offset": (float, -10, 10, False),
     "width": (float, 0, 8, True),
     "input_size": (int, 32, 512, False),
@@ -223,7 +225,7 @@ def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Sche
         if offsets:
             points = cache.points.copy()
             points[:, : model.num_points] = corrected(points[:, : model.num_points], offsets, model)
-            cache = FaceCache(cache.images, points, cache.identities)
+            cache = replace(cache, points=points)
         caches.append(cache)
         held += [held_out(s) for s in ds.samples]
         seen += [times[str(path)]] * len(ds.samples)
@@ -517,7 +519,7 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
     model_config = ModelConfig(
         cfg.arch, predicted.name, spec, extra={"train": asdict(cfg)}, mirror_offset=cfg.mirror_offset
     )
-    own = FaceCache(train_set.images, train_set.points[:, :k], train_set.identities)
+    own = replace(train_set, points=train_set.points[:, :k])
     model_config.box_regressor = fit_box_regressor(own, spec)
     if all(i is not None for i in val_set.identities):
         model_config.extra["holdout_identities"] = sorted(set(val_set.identities))
@@ -539,7 +541,12 @@ def _train_locked(cfg, run_dir, checkpoints, resume, progress, scheme, train_set
         _compile(trainer, cfg, steps * cfg.epochs, scheme)
     targets = len(trainer.outputs)  # the coordinate targets serve the heat-map loss too
 
-    given = (("shift", cfg.aug_shift), ("scale", cfg.aug_scale), ("occlude", cfg.aug_occlude))
+    given = (
+        ("shift", cfg.aug_shift),
+        ("scale", cfg.aug_scale),
+        ("occlude", cfg.aug_occlude),
+        ("infant_shape", cfg.aug_infant_shape),
+    )
     ranges = {k: v for k, v in given if v is not None}
     aug = AugmentConfig(**ranges, mirror_offset=cfg.mirror_offset) if cfg.augment else AugmentConfig.none()
     x_val, y_val = make_batch(

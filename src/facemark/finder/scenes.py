@@ -6,7 +6,8 @@ whole circle, boxes mostly from MIN_SIDE to MAX_SIDE px (larger ones at times, t
 face nor background: the runtime's pyramid finds them smaller), some cut by its edge, pasted with
 hard or soft edges beside distractor pastes of face-free texture (so an edge never means
 "face"), over photos without people and generated textures, then blurred, noised, JPEG'd and
-relit. Every scene is a function of (seed, index), so a resumed run sees the same data.
+relit. A recipe may warp some faces toward an infant's proportions (`facemark.infant_shape`).
+Every scene is a function of (seed, index), so a resumed run sees the same data.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from facemark.finder.faces import FacePatch
 from facemark.finder.maps import MAX_SIDE, MIN_SIDE, Face
 from facemark.finder.negatives import CONTEXT
 from facemark.imaging import cv2
+from facemark.infant_shape import toward_infant
 
 # skimage's data photos that show no person (the astronaut, the cameraman and the LFW faces do),
 # split: training scenes use the first set, the detection benchmark's false-face check the second.
@@ -54,7 +56,9 @@ class Scene:
 
 class SceneMaker:
     """Scenes of `size` px from face patches and face-free photos; `weights` (by source name)
-    makes a source's faces that many times as likely, so a small set (infants) is seen enough."""
+    makes a source's faces that many times as likely, so a small set (infants) is seen enough;
+    `infant_shape` is the probability that a pasted face is first warped part of the way toward
+    the infant mean face's rows."""
 
     def __init__(
         self,
@@ -64,8 +68,10 @@ class SceneMaker:
         seed: int = 0,
         weights: dict[str, float] | None = None,
         negatives: list[np.ndarray] | None = None,
+        infant_shape: float = 0.0,
     ):
         self.faces, self.backgrounds, self.size, self.seed = faces, backgrounds, size, seed
+        self.infant_shape = infant_shape
         self.negatives = negatives or []  # hard negatives (`finder.negatives`): pasted as background
         w = np.array([(weights or {}).get(f.source, 1.0) for f in faces], np.float64)
         self._cumulative = np.cumsum(w / w.sum())
@@ -169,6 +175,9 @@ class SceneMaker:
             keypoints = keypoints[[1, 0, 2, 4, 3]] * [-1, 1] + [w - 1, 0]
             fc = fc * [-1, 1] + [w - 1, 0]
             others = others * [-1, 1, 1] + [w - 1, 0, 0]
+        if self.infant_shape and rng.random() < self.infant_shape:  # (no draw when off: old recipes unchanged)
+            patch, keypoints, cy = toward_infant(patch, keypoints, float(fc[1]), f.side, float(rng.uniform()))
+            fc = np.array([fc[0], cy])
         patch = np.clip(patch * rng.uniform(0.6, 1.4) + rng.uniform(-40, 40), 0, 255)
         m = cv2.getRotationMatrix2D((float(fc[0]), float(fc[1])), float(angle), k)
         m[:, 2] += np.asarray(centre) - fc

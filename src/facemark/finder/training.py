@@ -52,6 +52,7 @@ class FinderConfig:
     # (`finder.negatives`; cached in the run folder). Mined with the finder shipped at the time.
     hard_negatives: tuple[str, ...] = ()
     hard_negative_overlap: float = 0.1  # the share of a known face's box a negative's patch may cover
+    infant_shape: float = 0.0  # probability of warping a pasted face toward infant rows (SceneMaker)
     # The score threshold the bundle ships: the pipeline's, chosen on benchmarks/finder.py (the
     # landmark model's doubt check removes the detector's extra false faces). None: the
     # training's own rule, few false faces a held-out scene for the detector alone.
@@ -210,7 +211,7 @@ def _train(cfg: FinderConfig, run_dir: Path, resume: bool, log) -> Path:
     train_faces, val_faces = (_pool(cfg, run_dir, part, log) for part in ("train", "val"))
     backgrounds = face_free_photos()
     negatives = _negatives(cfg, run_dir, log) if cfg.hard_negatives else None
-    maker = SceneMaker(train_faces, backgrounds, cfg.size, cfg.seed, cfg.source_weights, negatives)
+    maker = SceneMaker(train_faces, backgrounds, cfg.size, cfg.seed, cfg.source_weights, negatives, cfg.infant_shape)
     val_maker = SceneMaker(val_faces, backgrounds, cfg.size, cfg.seed + 1_000_003)
     val_scenes = [val_maker.scene(i) for i in range(cfg.val_scenes)]  # the same every epoch: made once
     vx, vy = batch_of(val_scenes)

@@ -60,12 +60,17 @@ def test_augmented_points_follow_the_pixels(infant_shape):
         np.testing.assert_allclose([xs.mean(), ys.mean()], yb.reshape(15, 2)[nose] * 96, atol=0.7)
 
 
-def test_an_occluder_covers_one_rectangle_with_another_face_and_keeps_the_points():
+def _canonical_and_with(change: str, n: int, seed: int):
+    """The cache and its first `n` canonical crops, without and with one change always applied."""
     cache = _cache()
     plain = AugmentConfig.none()
-    covered = AugmentConfig(**{**plain.to_dict(), "occlude": 1.0})
-    x0, y0 = make_batch(cache, np.arange(1), KAGGLE15, 96, plain, np.random.default_rng(3))
-    x1, y1 = make_batch(cache, np.arange(1), KAGGLE15, 96, covered, np.random.default_rng(3))
+    changed = AugmentConfig(**{**plain.to_dict(), change: 1.0})
+    batches = [make_batch(cache, np.arange(n), KAGGLE15, 96, c, np.random.default_rng(seed)) for c in (plain, changed)]
+    return cache, *batches
+
+
+def test_an_occluder_covers_one_rectangle_with_another_face_and_keeps_the_points():
+    cache, (x0, y0), (x1, y1) = _canonical_and_with("occlude", 1, seed=3)
     np.testing.assert_array_equal(y1, y0)  # covered points stay supervised where they are
     ys, xs = np.nonzero(x1[0, :, :, 0] != x0[0, :, :, 0])
     h, w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
@@ -80,11 +85,7 @@ def test_an_occluder_covers_one_rectangle_with_another_face_and_keeps_the_points
 
 
 def test_an_infant_shape_warp_raises_the_nose_toward_the_eyes():
-    cache = _cache()
-    plain = AugmentConfig.none()
-    warped = AugmentConfig(**{**plain.to_dict(), "infant_shape": 1.0})
-    _, y0 = make_batch(cache, np.arange(4), KAGGLE15, 96, plain, np.random.default_rng(0))
-    _, y1 = make_batch(cache, np.arange(4), KAGGLE15, 96, warped, np.random.default_rng(0))
+    _, (_, y0), (_, y1) = _canonical_and_with("infant_shape", 4, seed=0)
     names = KAGGLE15.point_names
     eyes, nose = [names.index("left_eye_center"), names.index("right_eye_center")], names.index("nose_tip")
     p0, p1 = y0.reshape(4, 15, 2), y1.reshape(4, 15, 2)

@@ -112,9 +112,9 @@ def retrain_finder(a: argparse.Namespace) -> int:
 
     saved = json.loads(recipe_path("finder", a.recipe).read_text())
     threads = {} if a.threads is None else {"threads": a.threads}
-    cfg = FinderConfig(**{**saved, "data": a.data, "max_minutes": a.max_minutes, **threads})
     run = Path(a.run or ROOT / "runs" / "finder")
     try:
+        cfg = FinderConfig.from_dict({**saved, "data": a.data, "max_minutes": a.max_minutes, **threads})
         run.mkdir(parents=True, exist_ok=True)
         bundle = train_finder(cfg, run, resume=(run / "config.json").exists(), log=log_to(run))
         if bundle == run:  # stopped by --max-minutes

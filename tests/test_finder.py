@@ -228,6 +228,11 @@ def test_a_recipe_with_an_unknown_network_kind_is_one_clear_error():
         FinderConfig(stem="pixels")
     with pytest.raises(FacemarkError, match="stride4_blocks 1 or 2"):
         FinderConfig(stride4_blocks=3)
+    for bad in (1.5, -0.1, "0.3"):
+        with pytest.raises(FacemarkError, match="infant_shape is a probability"):
+            FinderConfig(infant_shape=bad)
+    with pytest.raises(FacemarkError, match="unknown finder recipe keys: infant_shapes"):
+        FinderConfig.from_dict({"infant_shapes": 0.3})
     from facemark.finder.network import build_finder
 
     with pytest.raises(ValueError, match="unknown finder stem 'pixels'"):

@@ -5,10 +5,9 @@ infant faces train. Infant faces differ from adult ones most in their rows: in t
 (units of its side, rows below the eye line; InfAnFace's hand-marked training infants against
 ytf68's training faces) the nose tip sits at 0.122 instead of 0.245, the mouth at 0.384 instead
 of 0.460 and the chin at 0.633 instead of 0.767, while the eye distance is about the same share
-of the box (0.398 / 0.409). So the
-warp maps image rows only, piecewise linearly through those knots, on the face's box frame:
-points move with the pixels exactly, and `strength` in [0, 1] goes from the adult to the infant
-mean. (Measured with `python scripts/infant_shape.py`.)
+of the box (0.398 / 0.409). So the warp maps image rows only, piecewise linearly through those
+knots, on the face's box frame: points move with the pixels exactly, and `strength` in [0, 1]
+goes from the adult to the infant mean. (Measured with `python scripts/infant_shape.py`.)
 """
 
 from __future__ import annotations

@@ -68,6 +68,16 @@ class FinderConfig:
                 f"and stride4_blocks {' or '.join(map(str, STRIDE4_BLOCKS))}, "
                 f"got {self.branch!r}, {self.stem!r} and {self.stride4_blocks!r}"
             )
+        if not isinstance(self.infant_shape, (int, float)) or not 0.0 <= self.infant_shape <= 1.0:
+            raise FacemarkError(f"finder recipe: infant_shape is a probability (0 to 1), got {self.infant_shape!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FinderConfig:
+        """A recipe as read from JSON: an unknown key is one clear error, not a TypeError."""
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise FacemarkError(f"unknown finder recipe keys: {', '.join(sorted(unknown))}")
+        return cls(**d)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -14,3 +14,12 @@ EXIT_INTERRUPTED = 130
 
 class FacemarkError(Exception):
     """Bad input or a failed operation, described in one line a user can act on."""
+
+
+def only_known_keys(recipe: dict, known, what: str) -> dict:
+    """`recipe` itself when each key is in `known`; else one error naming the unknown ones (a
+    typo in a JSON recipe would otherwise be a TypeError, or silently ignored)."""
+    unknown = set(recipe) - set(known)
+    if unknown:
+        raise FacemarkError(f"unknown {what} keys: {', '.join(sorted(unknown))}")
+    return recipe

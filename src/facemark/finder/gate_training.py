@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facemark.errors import FacemarkError
+from facemark.errors import FacemarkError, only_known_keys
 from facemark.finder.faces import SOURCES, other_faces, unsure_finder
 from facemark.finder.gate import CONTEXT, GATE_CONFIG, GATE_ONNX, SIDE, square_patch
 from facemark.finder.negatives import _intersection, _square
@@ -50,10 +50,7 @@ class GateConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> GateConfig:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise FacemarkError(f"unknown gate recipe keys: {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return cls(**only_known_keys(d, cls.__dataclass_fields__, "gate recipe"))
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facemark.errors import FacemarkError
+from facemark.errors import FacemarkError, only_known_keys
 from facemark.files import FolderLock
 from facemark.finder.faces import SOURCES, load_faces, read_faces, save_faces
 from facemark.finder.maps import encode
@@ -74,10 +74,7 @@ class FinderConfig:
     @classmethod
     def from_dict(cls, d: dict) -> FinderConfig:
         """A recipe as read from JSON: an unknown key is one clear error, not a TypeError."""
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise FacemarkError(f"unknown finder recipe keys: {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return cls(**only_known_keys(d, cls.__dataclass_fields__, "finder recipe"))
 
     def to_dict(self) -> dict:
         return asdict(self)

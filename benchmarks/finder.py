@@ -4,7 +4,8 @@
     python benchmarks/finder.py --price conv:2,separable:1   # the pyramid's cost of untrained network kinds
 
 Faces: the finder's held-out part of each data set (ytf68's test identities, mtfl5 photos and
-LFW people hashing to 0 mod 10, InfAnFace's google2 photos; `facemark.splits.held_out`).
+LFW people hashing to 0 mod 10, InfAnFace's google2 photos whose name hashes even: what
+`facemark.splits.held_out_by_all` keeps out of training under every holdout rule).
 Face-free photos: scikit-image photos the finder's training scenes never used
 (`FACE_FREE_HELD_OUT`), whole and in crops, turned and scaled.
 
@@ -33,7 +34,7 @@ from facemark.finder.scenes import FACE_FREE_HELD_OUT, face_free_photos
 from facemark.inference import Landmarker
 from facemark.readers import read_dataset
 from facemark.schemes import CONVERSIONS, IBUG68, MTFL5, convert_points
-from facemark.splits import held_out
+from facemark.splits import held_out_by_all
 
 from peers import dlib_or_none
 
@@ -57,7 +58,7 @@ def held_faces(limit: int) -> dict[str, list]:
         data = read_dataset(DATA / folder)
         picked = []
         for s in data.samples:
-            if not held_out(s):
+            if not held_out_by_all(s):
                 continue
             five, mask = convert_points(s.points, s.mask, data.scheme, MTFL5)
             if mask.all():

@@ -3,9 +3,9 @@
     python benchmarks/human.py [--models kaggle15,runs/kaggle15-human] [--mediapipe-python PATH]
     python benchmarks/human.py --detectors facemark,runs/finder-hn/finder   # a candidate finder beside the shipped one
 
-Faces: the human-labelled part of the shared data that `splits.held_out` keeps out of every
-multi-source recipe (mtfl5 web photos and LFW people hashing to 0 mod 10, InfAnFace's google2
-photos). Every tool runs through its own face detector on the whole photo, as a user runs it; a
+Faces: the human-labelled part of the shared data that `splits.held_out_by_all` keeps out of
+every multi-source recipe under every holdout rule (mtfl5 web photos and LFW people hashing to 0
+mod 10, InfAnFace's google2 photos whose name hashes even). Every tool runs through its own face detector on the whole photo, as a user runs it; a
 face is found when a tool's eye midpoint lies within half the inter-pupil distance (IPD) of the
 true one. Figures over 5 points (eye centres, nose tip, mouth corners):
 - NME: mean point error / true IPD, % (faces found);
@@ -32,7 +32,7 @@ from facemark.evaluation import signed_offsets
 from facemark.inference import Landmarker
 from facemark.readers import read_dataset
 from facemark.schemes import CONVERSIONS, IBUG68, MTFL5, convert_points
-from facemark.splits import held_out
+from facemark.splits import held_out_by_all
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -53,7 +53,7 @@ def faces_of(folder: str) -> list[tuple[str, np.ndarray]]:
     data = read_dataset(DATA / folder)
     out = []
     for s in data.samples:
-        if held_out(s):
+        if held_out_by_all(s):
             five, mask = convert_points(s.points, s.mask, data.scheme, MTFL5)
             if mask.all():
                 path = s.source if Path(s.source).is_absolute() or Path(s.source).exists() else DATA / folder / s.source

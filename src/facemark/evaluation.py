@@ -170,8 +170,9 @@ def _detected_points(landmarker: Landmarker, dataset: Dataset, chunk: int = 64) 
 def holdout(dataset: Dataset, config: ModelConfig) -> Dataset:
     """Only the faces the model's training held out for validation: its recorded identities, or
     for a recipe validated by source, the shared data's held-out part (`splits.held_out`)."""
-    if config.extra.get("train", {}).get("split") == "source":
-        samples = [s for s in dataset.samples if held_out(s)]
+    train = config.extra.get("train", {})
+    if train.get("split") == "source":
+        samples = [s for s in dataset.samples if held_out(s, train.get("holdout", "sources"))]
     else:
         people = set(config.extra.get("holdout_identities", []))
         if not people:

@@ -37,7 +37,7 @@ from facemark.metrics import Metrics, compute_metrics
 from facemark.models import ARCHS
 from facemark.readers import Dataset, read_dataset
 from facemark.schemes import Scheme, get_scheme, supervised, trainable
-from facemark.splits import held_out, split_indices
+from facemark.splits import HOLDOUTS, held_out, split_indices
 
 # Per-architecture recipe defaults. The seed's are the article's: Adam 1e-4, batch 50, MSE,
 # a constant rate and no augmentation. fmnet's were chosen on the identity-split validation set
@@ -93,6 +93,7 @@ class TrainConfig:
     # change to the others' schedule.
     repeats: dict[str, int] | None = None
     split: str = "identity"  # validation: "identity" (a seeded share of people) or "source" (splits.held_out)
+    holdout: str = "sources"  # with split "source": which rule of splits.HOLDOUTS picks the held-out faces
     # Per data format, each point's label offset from the human convention (conventions.py):
     # subtracted from that data's labels before training. {"ytf68": {"nose_tip": [along, across]}}
     label_offsets: dict[str, dict[str, list[float]]] | None = None
@@ -117,6 +118,8 @@ class TrainConfig:
                 cfg = replace(cfg, **{name: int(value)})
         if cfg.split not in SPLITS:
             raise FacemarkError(f"unknown split {cfg.split!r}; known: {', '.join(SPLITS)}")
+        if cfg.holdout not in HOLDOUTS:
+            raise FacemarkError(f"unknown holdout {cfg.holdout!r}; known: {', '.join(HOLDOUTS)}")
         if isinstance(cfg.data, list | tuple) and not cfg.data:
             raise FacemarkError("no data: name at least one data set")
         if cfg.arch == "seed" and cfg.width != 1:
@@ -227,7 +230,7 @@ def prepare_data(cfg: TrainConfig, dataset: Dataset | None = None) -> tuple[Sche
             points[:, : model.num_points] = corrected(points[:, : model.num_points], offsets, model)
             cache = replace(cache, points=points)
         caches.append(cache)
-        held += [held_out(s) for s in ds.samples]
+        held += [held_out(s, cfg.holdout) for s in ds.samples]
         seen += [times[str(path)]] * len(ds.samples)
     cache = caches[0] if len(caches) == 1 else FaceCache.concatenate(caches)
     if cfg.clean:

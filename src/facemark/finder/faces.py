@@ -43,9 +43,10 @@ SOURCES = {"ytf68": "ytf68", "mtfl5-web": "mtfl5/web", "mtfl5-lfw": "mtfl5/lfw",
 
 
 def load_faces(
-    data_root: str | Path, part: str = "train", sources: tuple[str, ...] = tuple(SOURCES)
+    data_root: str | Path, part: str = "train", sources: tuple[str, ...] = tuple(SOURCES), holdout: str = "sources"
 ) -> list[FacePatch]:
-    """Face patches of the `train` or `val` part of each named source under `data_root`."""
+    """Face patches of the `train` or `val` part (`splits.held_out` under `holdout`) of each
+    named source under `data_root`."""
     root = Path(data_root)
     out: list[FacePatch] = []
     for name in sources:
@@ -56,7 +57,7 @@ def load_faces(
         look_around = name in ("mtfl5-web", "infanface")
         cascade = unsure_finder() if look_around else None
         for s in data.samples:
-            if held_out(s) != (part == "val"):
+            if held_out(s, holdout) != (part == "val"):
                 continue
             kp, kp_mask = convert_points(s.points, s.mask, data.scheme, MTFL5)
             if not kp_mask.all():

@@ -23,6 +23,7 @@ from facemark.files import FolderLock
 from facemark.finder.faces import SOURCES, load_faces, read_faces, save_faces
 from facemark.finder.maps import encode
 from facemark.finder.scenes import SceneMaker, face_free_photos
+from facemark.splits import HOLDOUTS
 from facemark.training import Checkpoints, configure_threads
 
 BUNDLE = "finder"
@@ -53,6 +54,7 @@ class FinderConfig:
     hard_negatives: tuple[str, ...] = ()
     hard_negative_overlap: float = 0.1  # the share of a known face's box a negative's patch may cover
     infant_shape: float = 0.0  # probability of warping a pasted face toward infant rows (SceneMaker)
+    holdout: str = "sources"  # which faces are kept for validation (facemark.splits.HOLDOUTS)
     # The score threshold the bundle ships: the pipeline's, chosen on benchmarks/finder.py (the
     # landmark model's doubt check removes the detector's extra false faces). None: the
     # training's own rule, few false faces a held-out scene for the detector alone.
@@ -70,6 +72,8 @@ class FinderConfig:
             )
         if not isinstance(self.infant_shape, (int, float)) or not 0.0 <= self.infant_shape <= 1.0:
             raise FacemarkError(f"finder recipe: infant_shape is a probability (0 to 1), got {self.infant_shape!r}")
+        if self.holdout not in HOLDOUTS:
+            raise FacemarkError(f"finder recipe: holdout must be one of {', '.join(HOLDOUTS)}, got {self.holdout!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> FinderConfig:
@@ -307,7 +311,7 @@ def _pool(cfg: FinderConfig, run_dir: Path, part: str, log):
     if path.exists():
         return read_faces(path)
     t = time.monotonic()
-    faces = load_faces(cfg.data, part, cfg.sources)
+    faces = load_faces(cfg.data, part, cfg.sources, cfg.holdout)
     if not faces:
         raise FacemarkError(f"{cfg.data}: no {part} faces in {', '.join(cfg.sources)} (see facemark.finder.faces)")
     save_faces(faces, path)

@@ -4,8 +4,8 @@
     python benchmarks/finder.py --price conv:2,separable:1   # the pyramid's cost of untrained network kinds
 
 Faces: the finder's held-out part of each data set (ytf68's test identities, mtfl5 photos and
-LFW people hashing to 0 mod 10, InfAnFace's google2 photos whose name hashes even: what
-`facemark.splits.held_out_by_all` keeps out of training under every holdout rule).
+LFW people hashing to 0 mod 10, InfAnFace's google2 photos; `facemark.splits.held_out`, or with
+`--holdout google2-half` the half of the google2 photos that rule holds out).
 Face-free photos: scikit-image photos the finder's training scenes never used
 (`FACE_FREE_HELD_OUT`), whole and in crops, turned and scaled.
 
@@ -34,7 +34,8 @@ from facemark.finder.scenes import FACE_FREE_HELD_OUT, face_free_photos
 from facemark.inference import Landmarker
 from facemark.readers import read_dataset
 from facemark.schemes import CONVERSIONS, IBUG68, MTFL5, convert_points
-from facemark.splits import held_out_by_all
+from facemark.splits import HOLDOUTS, held_out
+from human import HOLDOUT_HELP
 
 from peers import dlib_or_none
 
@@ -51,14 +52,14 @@ class Case:
         self.group, self.image, self.faces = group, image, faces
 
 
-def held_faces(limit: int) -> dict[str, list]:
+def held_faces(limit: int, holdout: str = "sources") -> dict[str, list]:
     """(colour image, 5 points) of held-out faces per source, at most `limit` per source."""
     out = {}
     for name, folder in SOURCES.items():
         data = read_dataset(DATA / folder)
         picked = []
         for s in data.samples:
-            if not held_out_by_all(s):
+            if not held_out(s, holdout):
                 continue
             five, mask = convert_points(s.points, s.mask, data.scheme, MTFL5)
             if mask.all():
@@ -125,9 +126,9 @@ def group_photo(faces: list, background: np.ndarray, rng) -> tuple[np.ndarray, l
     return out, truth
 
 
-def build_cases(limit: int, seed: int = 0) -> list[Case]:
+def build_cases(limit: int, seed: int = 0, holdout: str = "sources") -> list[Case]:
     rng = np.random.default_rng(seed)
-    faces = held_faces(limit)
+    faces = held_faces(limit, holdout)
     cases = []
     for name, items in faces.items():
         cases += [Case(f"photos {name}", im, [f]) for im, f in items]
@@ -311,6 +312,7 @@ def main() -> None:
     ap.add_argument("--finder", default=None, help="a finder bundle folder (default: the shipped one)")
     ap.add_argument("--threshold", type=float, default=None, help="finder score threshold (default: its bundle's)")
     ap.add_argument("--model", default="kaggle15")
+    ap.add_argument("--holdout", choices=HOLDOUTS, default="sources", help=HOLDOUT_HELP)
     ap.add_argument("--limit", type=int, default=200, help="held-out faces per source")
     ap.add_argument("--opencv", action="store_true", help="also the pipeline behind OpenCV's cascade")
     ap.add_argument("--no-dlib", action="store_true", help="leave out dlib even when it is installed")
@@ -323,7 +325,7 @@ def main() -> None:
     from facemark.finder.runtime import FinderDetector
 
     landmarker = Landmarker(a.model, threads=1, detector=FinderDetector(a.finder, threshold=a.threshold))
-    cases = build_cases(a.limit)
+    cases = build_cases(a.limit, holdout=a.holdout)
     pipeline, alone, ms = ours(cases, landmarker)
     tools = {"facemark pipeline": pipeline, "facemark detector": alone}
     if a.opencv:  # the pipeline as it was before the finder: OpenCV's cascade in front

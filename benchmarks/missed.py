@@ -20,7 +20,8 @@ from facemark.finder.runtime import FinderDetector
 from facemark.imaging import points_box, read_image
 from facemark.inference import MAX_DOUBT, Landmarker
 from facemark.schemes import CONVERSIONS, MTFL5
-from human import SETS, faces_of, pick
+from facemark.splits import HOLDOUTS
+from human import HOLDOUT_HELP, SETS, faces_of, pick
 
 WRONG_SIZE = 4.0  # a candidate box this many IPDs or more a side frames far more than the face
 
@@ -61,13 +62,14 @@ def main() -> int:
     p.add_argument("--model", default="kaggle15")
     p.add_argument("--set", default="infants", help="a word of one of benchmarks/human.py's set titles")
     p.add_argument("--finder", default=None, help="a finder bundle folder (default: the shipped one)")
+    p.add_argument("--holdout", choices=HOLDOUTS, default="sources", help=HOLDOUT_HELP)
     a = p.parse_args()
     title = next((t for t in SETS if a.set.lower() in t.lower()), None)
     if title is None:
         raise SystemExit(f"--set: none of {', '.join(SETS)} has {a.set!r}")
     lm = Landmarker(a.model, detector=FinderDetector(a.finder))
     to5 = CONVERSIONS[lm.scheme.name, MTFL5.name]
-    faces = faces_of(SETS[title])
+    faces = faces_of(SETS[title], a.holdout)
     stages: dict[str, int] = {}
     for path, truth in faces:
         image = read_image(path)  # decoded once for `detect` and the diagnosis

@@ -95,3 +95,17 @@ def test_a_finder_recipe_pastes_the_faces_its_holdout_trains_on(tmp_path: Path):
         assert [len(p) for p in parts] == [16 - val, val]
     with pytest.raises(FacemarkError, match="holdout must be one of sources, google2-half, got 'half'"):
         FinderConfig(holdout="half")
+
+
+def test_evaluate_holdout_keeps_the_faces_the_models_own_rule_held_out():
+    from facemark.bundle import ModelConfig
+    from facemark.evaluation import holdout
+    from facemark.imaging import CropSpec
+    from facemark.readers import Dataset
+    from facemark.schemes import MTFL5
+
+    data = Dataset(MTFL5, WEB_INFANTS + OTHERS, crops=False, format="pts")
+    for rule in HOLDOUTS:
+        train = {"split": "source", **({} if rule == "sources" else {"holdout": rule})}  # older bundles: no key
+        config = ModelConfig("fmnet", "kaggle15", CropSpec(), extra={"train": train})
+        assert holdout(data, config).samples == [s for s in data.samples if held_out(s, rule)]

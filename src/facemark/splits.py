@@ -38,11 +38,11 @@ def split_indices(identities: list[str | None], fraction: float, seed: int) -> t
 
 # Which faces a recipe keeps out of training (recipe key `holdout`; `held_out` below).
 # "sources": the shared data's validation part by source, as every shipped model was trained.
-# "google2-half": the same, but InfAnFace's google2/ web photos whose
-# name hashes odd are trained on: the other training infants are all ads and video frames, and
-# the infants the pipeline misses are web photos of babies lying and asleep. Each rule holds out
-# a subset of what "sources" holds out, so a benchmark measuring on a rule's held-out faces is
-# fair to every shipped model too.
+# "google2-half": the same, but InfAnFace's google2/ web photos whose name hashes odd are trained
+# on: the other training infants are all ads and video frames, and the infants the pipeline
+# misses are web photos of babies lying and asleep (docs/training.md: it gained none). Each rule
+# holds out a subset of what "sources" holds out, so a benchmark measuring on a rule's held-out
+# faces is fair to every shipped model too.
 HOLDOUTS = ("sources", "google2-half")
 
 

@@ -51,8 +51,7 @@ def held_out(sample: Sample, holdout: str = "sources") -> bool:
     (HOLDOUTS): ytf68's test/ identities, mtfl5's web photos and LFW people whose name hashes to
     0 mod 10, InfAnFace's google2/ photos (all, or those whose name hashes even). The finder and
     the multi-source landmark recipes both hold these out, so one benchmark is fair to both."""
-    if holdout not in HOLDOUTS:
-        raise FacemarkError(f"unknown holdout {holdout!r}; known: {', '.join(HOLDOUTS)}")
+    check_holdout(holdout)
     where = PurePath(sample.source).as_posix()
     if where.startswith("test/"):  # ytf68 sources are "training/NAME" or "test/NAME"
         return True
@@ -62,6 +61,12 @@ def held_out(sample: Sample, holdout: str = "sources") -> bool:
         key = sample.identity if "/lfw/" in where and sample.identity else PurePath(where).stem
         return _hashed(key) % 10 == 0
     return False
+
+
+def check_holdout(holdout: str) -> None:
+    """One clear error for a holdout rule not in HOLDOUTS (a recipe's typo, before any work)."""
+    if holdout not in HOLDOUTS:
+        raise FacemarkError(f"unknown holdout {holdout!r}; known: {', '.join(HOLDOUTS)}")
 
 
 def _hashed(key: str) -> int:

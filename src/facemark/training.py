@@ -37,7 +37,7 @@ from facemark.metrics import Metrics, compute_metrics
 from facemark.models import ARCHS
 from facemark.readers import Dataset, read_dataset
 from facemark.schemes import Scheme, get_scheme, supervised, trainable
-from facemark.splits import HOLDOUTS, held_out, split_indices
+from facemark.splits import check_holdout, held_out, split_indices
 
 # Per-architecture recipe defaults. The seed's are the article's: Adam 1e-4, batch 50, MSE,
 # a constant rate and no augmentation. fmnet's were chosen on the identity-split validation set
@@ -118,8 +118,7 @@ class TrainConfig:
                 cfg = replace(cfg, **{name: int(value)})
         if cfg.split not in SPLITS:
             raise FacemarkError(f"unknown split {cfg.split!r}; known: {', '.join(SPLITS)}")
-        if cfg.holdout not in HOLDOUTS:
-            raise FacemarkError(f"unknown holdout {cfg.holdout!r}; known: {', '.join(HOLDOUTS)}")
+        check_holdout(cfg.holdout)
         if isinstance(cfg.data, list | tuple) and not cfg.data:
             raise FacemarkError("no data: name at least one data set")
         if cfg.arch == "seed" and cfg.width != 1:

@@ -214,6 +214,28 @@ def test_each_view_a_detector_gives_of_a_face_is_fitted(landmarker):
     assert len(faces) == 1 and faces[0].box == (good.x0, good.y0, good.x1, good.y1)  # found from its other view
 
 
+def test_a_faces_other_views_are_fitted_only_when_its_first_views_fit_is_doubtful(landmarker, monkeypatch):
+    """The other views cost the landmark stage as much as the first; a steady first fit makes them moot."""
+    from dataclasses import replace
+
+    from facemark.detection import FaceBox
+
+    photo = face_photo([(200, 80)])
+    good = landmarker.detector.detect(photo)[0]
+    off = FaceBox(20, 150, 60, 190, 0.5, good.keypoints)
+    one = Landmarker("kaggle15", detector=_giving(replace(good, other_views=(off,))))
+    fitted, fit = [], one.fit_boxes
+
+    def recorded(grays, owners, boxes, **kw):
+        fitted.append(boxes)
+        return fit(grays, owners, boxes, **kw)
+
+    monkeypatch.setattr(one, "fit_boxes", recorded)
+    faces = one.detect(photo)
+    assert len(faces) == 1 and faces[0].box == (good.x0, good.y0, good.x1, good.y1)
+    assert len(fitted) == 1 and fitted[0].tolist() == [good.as_array().tolist()]  # `off` never cropped
+
+
 def test_a_fit_that_shrinks_to_a_small_face_inside_its_box_is_not_a_face(landmarker):
     photo = face_photo([(200, 80)])
     (face,) = landmarker.detect(photo)

@@ -37,7 +37,8 @@ class FaceBox:
     score: float = 1.0
     keypoints: tuple[tuple[float, float], ...] | None = None
     # The same face as other views saw it (a detector that looks at a photo turned several ways
-    # may see one face at two rolls): each view's box and keypoints; the landmark stage fits them all.
+    # may see one face at two rolls): each view's box and keypoints; the landmark stage fits them
+    # where the fit from the face's own box and roll is doubtful.
     other_views: tuple[FaceBox, ...] = ()
 
     @property

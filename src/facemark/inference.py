@@ -15,7 +15,7 @@ import numpy as np
 
 from facemark.bundle import CONFIG_NAME, KERAS_NAME, ONNX_NAME, ModelConfig, resolve_model
 from facemark.defaults import DEFAULT_DETECTOR, DEFAULT_MODEL
-from facemark.detection import Detector, distinct, get_detector
+from facemark.detection import Detector, FaceBox, distinct, get_detector
 from facemark.errors import FacemarkError
 from facemark.imaging import (
     CropSpec,
@@ -306,14 +306,19 @@ class Landmarker:
         caller that decodes large photos keep only the small copies. Results in original pixels."""
         grays = [g for g, _ in copies]
         found = [self.detector.detect(g, self._min_side(m)) for g, m in copies]
-        # One candidate per view of each face (a face seen at two rolls is fitted at both).
-        seen = [(i, v) for i, boxes in enumerate(found) for b in boxes for v in (b, *b.other_views)]
-        owners = [i for i, _ in seen]
-        flat = [v for _, v in seen]
+        owners = [i for i, boxes in enumerate(found) for _ in boxes]
+        flat = [b for boxes in found for b in boxes]
+        points, doubt = self._fit_views(grays, owners, flat)
+        # A face the detector also saw at another roll is fitted from those views too, where its
+        # first view's fit is doubtful (the view near upright is not always the first).
+        more = [(owners[n], v) for n, b in enumerate(flat) if doubt[n] > MAX_DOUBT for v in b.other_views]
+        if more:
+            owners += [i for i, _ in more]
+            flat += [v for _, v in more]
+            p, d = self._fit_views(grays, owners[-len(more) :], flat[-len(more) :])
+            points, doubt = np.concatenate([points, p]), np.concatenate([doubt, d])
         boxes = np.array([b.as_array() for b in flat]).reshape(-1, 4)
         rolls = np.array([b.roll for b in flat])
-        points, doubt = self.fit_boxes(grays, owners, boxes, rolls=rolls)
-        self._drop_shrunk(points, boxes, doubt)
         self._second_look(grays, owners, boxes, rolls, points, doubt)
         self._drop_shrunk(points, boxes, doubt)
         out: list[list[FaceLandmarks]] = [[] for _ in copies]
@@ -322,6 +327,13 @@ class Landmarker:
             face = FaceLandmarks(points[n], self.scheme, (box.x0, box.y0, box.x1, box.y1), box.score)
             out[i].append(face.mapped(copies[i][1]))
         return out
+
+    def _fit_views(self, grays, owners: list[int], views: list[FaceBox]) -> tuple[np.ndarray, np.ndarray]:
+        """`fit_boxes` from detector boxes, each crop turned by its box's roll; shrunk fits dropped."""
+        boxes = np.array([b.as_array() for b in views]).reshape(-1, 4)
+        points, doubt = self.fit_boxes(grays, owners, boxes, rolls=np.array([b.roll for b in views]))
+        self._drop_shrunk(points, boxes, doubt)
+        return points, doubt
 
     def _second_look(self, grays, owners, boxes, rolls, points: np.ndarray, doubt: np.ndarray) -> None:
         """Fit each doubtful candidate again from each of SECOND_LOOK_TRIES (a box about the

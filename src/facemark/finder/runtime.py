@@ -156,7 +156,7 @@ def _filled_in(unturned: list[FaceBox], turned: list[FaceBox]) -> list[FaceBox]:
     becomes one of that box's `other_views`: the network's keypoints (so the roll a crop is turned
     by) hold only in the view where a face is near upright, which is not always the best-scoring
     one (merged by score alone, 1 in 30 upright web faces was lost), so the landmark stage fits
-    each view and the detector still reports one box a face."""
+    the other views where the box's own fit is doubtful, and the detector still reports one box a face."""
     kept = list(unturned)
     for box in sorted(turned, key=lambda b: -b.score):
         same = [i for i, a in enumerate(kept) if iou(a, box) >= SAME_FACE]

@@ -218,6 +218,63 @@ def test_the_patch_stem_reaches_a_quarter_in_one_layer_and_exports(tmp_path):
     FinderDetector(folder, threshold=0.0).detect(face_photo([(20, 20)]))
 
 
+def test_the_distillation_term_is_the_kl_to_the_teachers_scores_and_nothing_where_they_agree():
+    import keras
+
+    from facemark.finder.training import _loss
+
+    rng = np.random.default_rng(0)
+    face = Face((40.0, 30.0), 40.0, rng.uniform(20, 50, (5, 2)))
+    y = encode([face], [], (64, 64))[None]
+    pred = rng.normal(0, 2, (1, 8, 8, CHANNELS)).astype(np.float32)
+    labels = float(_loss(keras)(y, pred))
+    agreeing = np.concatenate([y, pred[..., :1]], axis=-1)  # the teacher's logits are the student's
+    assert float(_loss(keras, 1.0)(agreeing, pred)) == pytest.approx(labels, abs=1e-5)
+    apart = agreeing.copy()
+    apart[..., -1] += 3.0
+    kl = float(_loss(keras, 1.0)(apart, pred)) - labels
+    assert kl > 0 and float(_loss(keras, 2.0)(apart, pred)) - labels == pytest.approx(2 * kl, rel=1e-4)
+
+
+def test_a_distilled_run_starts_from_its_init_bundle_and_is_taught_its_teachers_scores(tmp_path):
+    from facemark.finder.distill import Teacher
+    from facemark.finder.export import write_bundle
+    from facemark.finder.faces import load_faces
+    from facemark.finder.network import build_finder
+    from facemark.finder.scenes import SceneMaker, face_free_photos
+    from facemark.finder.training import FinderConfig, _first_model, make_batch, train_finder
+    from facemark.models import load_keras_model
+
+    bundle = write_bundle(build_finder(0.5), tmp_path / "teacher", FinderConfig(width=0.5))
+    cfg = _tiny(tmp_path, init=str(bundle), teacher=str(bundle), distill=0.5, epochs=1, steps=1)
+    start, saved = _first_model(cfg), load_keras_model(bundle / "model.keras")
+    assert all(np.array_equal(a, b) for a, b in zip(start.get_weights(), saved.get_weights()))
+    teacher = Teacher(bundle)
+    maker = SceneMaker(load_faces(cfg.data, "train", cfg.sources), face_free_photos(), 64, seed=3)
+    x, y = make_batch(maker, range(2), teacher)
+    assert y.shape[-1] == TARGETS + 1 and np.allclose(y[..., -1], teacher.logits(x))
+    assert (train_finder(cfg, tmp_path / "run", log=lambda line: None) / "model.onnx").exists()
+
+
+def test_a_distillation_recipe_names_its_teacher_and_a_weight_together():
+    from facemark.errors import FacemarkError
+    from facemark.finder.training import FinderConfig
+
+    for bad in ({"distill": 0.5}, {"teacher": "src/facemark/weights/finder"}, {"teacher": "t", "distill": -1.0}):
+        with pytest.raises(FacemarkError, match="distill is a weight >= 0, given with a teacher"):
+            FinderConfig(**bad)
+
+
+def test_a_missing_init_or_teacher_bundle_is_one_clear_error(tmp_path):
+    from facemark.errors import FacemarkError
+    from facemark.finder.training import train_finder
+
+    nowhere = str(tmp_path / "nowhere")
+    for key, extra in (("init", {"init": nowhere}), ("teacher", {"teacher": nowhere, "distill": 1.0})):
+        with pytest.raises(FacemarkError, match=f"{key} .*nowhere: no model"):
+            train_finder(_tiny(tmp_path, **extra), tmp_path / f"run-{key}", log=lambda line: None)
+
+
 def test_a_recipe_with_an_unknown_network_kind_is_one_clear_error():
     from facemark.errors import FacemarkError
     from facemark.finder.training import FinderConfig

@@ -20,8 +20,9 @@ import numpy as np
 
 from facemark.errors import FacemarkError, only_known_keys
 from facemark.files import FolderLock
+from facemark.finder.distill import Teacher
 from facemark.finder.faces import SOURCES, load_faces, read_faces, save_faces
-from facemark.finder.maps import encode
+from facemark.finder.maps import TARGETS, encode
 from facemark.finder.scenes import SceneMaker, face_free_photos
 from facemark.splits import HOLDOUTS
 from facemark.training import Checkpoints, configure_threads
@@ -55,6 +56,11 @@ class FinderConfig:
     hard_negative_overlap: float = 0.1  # the share of a known face's box a negative's patch may cover
     infant_shape: float = 0.0  # probability of warping a pasted face toward infant rows (SceneMaker)
     holdout: str = "sources"  # which faces are kept for validation (facemark.splits.HOLDOUTS)
+    init: str | None = None  # a finder bundle (or .keras file) whose weights the run starts from
+    # A finder bundle whose score logits the network also learns (`finder.distill`), with this
+    # weight: the mean KL divergence a cell, over all cells, beside the labels' score loss.
+    teacher: str | None = None
+    distill: float = 0.0
     # The score threshold the bundle ships: the pipeline's, chosen on benchmarks/finder.py (the
     # landmark model's doubt check removes the detector's extra false faces). None: the
     # training's own rule, few false faces a held-out scene for the detector alone.
@@ -72,6 +78,11 @@ class FinderConfig:
             )
         if not isinstance(self.infant_shape, (int, float)) or not 0.0 <= self.infant_shape <= 1.0:
             raise FacemarkError(f"finder recipe: infant_shape is a probability (0 to 1), got {self.infant_shape!r}")
+        if not isinstance(self.distill, (int, float)) or self.distill < 0 or (self.distill > 0) != bool(self.teacher):
+            raise FacemarkError(
+                f"finder recipe: distill is a weight >= 0, given with a teacher (a finder bundle) and only then; "
+                f"got distill {self.distill!r}, teacher {self.teacher!r}"
+            )
         if self.holdout not in HOLDOUTS:
             raise FacemarkError(f"finder recipe: holdout must be one of {', '.join(HOLDOUTS)}, got {self.holdout!r}")
 
@@ -84,13 +95,15 @@ class FinderConfig:
         return asdict(self)
 
 
-def _loss(keras):
+def _loss(keras, distill: float = 0.0):
+    """The labels' loss: focal score loss (CenterNet's) and L1 geometry; with `distill`, a teacher's
+    logits in the targets' last channel and the Bernoulli KL divergence to them over every cell."""
     ops = keras.ops
     # Regression weights per channel: centre offset (cells), log side, keypoints (box sides).
     reg_weight = np.array([1.0, 1.0, 1.0] + [4.0] * 10, np.float32)
 
     def finder_loss(y_true, y_pred):
-        heat, rw, sw, target = y_true[..., 0], y_true[..., 1], y_true[..., 2], y_true[..., 3:]
+        heat, rw, sw, target = y_true[..., 0], y_true[..., 1], y_true[..., 2], y_true[..., 3:TARGETS]
         logit = y_pred[..., 0]
         p = ops.sigmoid(logit)
         pos = ops.cast(heat >= 1.0, "float32")
@@ -99,7 +112,13 @@ def _loss(keras):
         score = ops.sum((pos_loss + neg_loss) * sw) / ops.maximum(1.0, ops.sum(pos))
         diff = ops.abs(y_pred[..., 1:] - target) * reg_weight
         reg = ops.sum(ops.sum(diff, axis=-1) * rw) / ops.maximum(1.0, ops.sum(rw))
-        return score + reg
+        if not distill:
+            return score + reg
+        taught = y_true[..., TARGETS]
+        t = ops.sigmoid(taught)
+        # KL(t || p) from logits: the cross-entropy to the teacher less the teacher's own entropy.
+        kl = ops.softplus(logit) - t * logit - (ops.softplus(taught) - t * taught)
+        return score + reg + distill * ops.sum(kl) / ops.maximum(1.0, ops.sum(pos))  # normalised as `score`
 
     return finder_loss
 
@@ -107,8 +126,8 @@ def _loss(keras):
 class _Batches:
     """Scenes made on a background thread, in step order (OpenCV releases the GIL)."""
 
-    def __init__(self, maker: SceneMaker, batch: int, first_step: int, last_step: int):
-        self.maker, self.batch = maker, batch
+    def __init__(self, maker: SceneMaker, batch: int, first_step: int, last_step: int, teacher: Teacher | None = None):
+        self.maker, self.batch, self.teacher = maker, batch, teacher
         self.q: queue.Queue = queue.Queue(maxsize=6)
         self.thread = threading.Thread(target=self._fill, args=(first_step, last_step), daemon=True)
         self.thread.start()
@@ -116,7 +135,7 @@ class _Batches:
     def _fill(self, first: int, last: int) -> None:
         try:
             for step in range(first, last):
-                self.q.put(make_batch(self.maker, range(step * self.batch, (step + 1) * self.batch)))
+                self.q.put(make_batch(self.maker, range(step * self.batch, (step + 1) * self.batch), self.teacher))
         except BaseException as exc:  # handed to the training loop: a dead thread must not hang it
             self.q.put(exc)
 
@@ -127,14 +146,17 @@ class _Batches:
         return item
 
 
-def make_batch(maker: SceneMaker, indices) -> tuple[np.ndarray, np.ndarray]:
+def make_batch(maker: SceneMaker, indices, teacher: Teacher | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(x, y): scenes as the network's input and their target maps."""
-    return batch_of([maker.scene(i) for i in indices])
+    return batch_of([maker.scene(i) for i in indices], teacher)
 
 
-def batch_of(scenes: list) -> tuple[np.ndarray, np.ndarray]:
+def batch_of(scenes: list, teacher: Teacher | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) for `scenes`; with a `teacher`, y gains its score logits as a last channel."""
     x = np.stack([s.image for s in scenes]).astype(np.float32)[..., None] / 255.0
     y = np.stack([encode(s.faces, s.unsure, s.image.shape) for s in scenes])
+    if teacher is not None:
+        y = np.concatenate([y, teacher.logits(x)[..., None]], axis=-1)
     return x, y
 
 
@@ -225,7 +247,8 @@ def _train(cfg: FinderConfig, run_dir: Path, resume: bool, log) -> Path:
     maker = SceneMaker(train_faces, backgrounds, cfg.size, cfg.seed, cfg.source_weights, negatives, cfg.infant_shape)
     val_maker = SceneMaker(val_faces, backgrounds, cfg.size, cfg.seed + 1_000_003)
     val_scenes = [val_maker.scene(i) for i in range(cfg.val_scenes)]  # the same every epoch: made once
-    vx, vy = batch_of(val_scenes)
+    teacher = Teacher(cfg.teacher) if cfg.teacher else None
+    vx, vy = batch_of(val_scenes, teacher)
 
     total = cfg.epochs * cfg.steps
     latest = checkpoints.latest()
@@ -240,13 +263,11 @@ def _train(cfg: FinderConfig, run_dir: Path, resume: bool, log) -> Path:
         _restore_optimizer(model, latest)
         log(f"resumed after epoch {state['epoch']}")
     else:
-        from facemark.finder.network import build_finder
-
-        model = build_finder(cfg.width, cfg.branch, cfg.stride4_blocks, cfg.stem)
+        model = _first_model(cfg)
         _compile(keras, model, cfg, total)
         first_epoch = 1
         log(f"finder: {model.count_params():,} parameters, {total} steps of {cfg.batch} scenes of {cfg.size} px")
-    batches = _Batches(maker, cfg.batch, (first_epoch - 1) * cfg.steps, total)
+    batches = _Batches(maker, cfg.batch, (first_epoch - 1) * cfg.steps, total, teacher)
     history = run_dir / "history.csv"
     if not history.exists():
         history.write_text("epoch,loss,val_loss,recall,false_per_scene,recall_03,false_03,minutes\n")
@@ -293,6 +314,21 @@ def _train(cfg: FinderConfig, run_dir: Path, resume: bool, log) -> Path:
     return write_bundle(model, run_dir / BUNDLE, cfg, cfg.threshold, note)
 
 
+def _first_model(cfg: FinderConfig):
+    """A new network of the recipe's kind, or the `init` bundle's trained one (which sets the kind)."""
+    if cfg.init is None:
+        from facemark.finder.network import build_finder
+
+        return build_finder(cfg.width, cfg.branch, cfg.stride4_blocks, cfg.stem)
+    from facemark.models import load_keras_model
+
+    path = Path(cfg.init)
+    path = path / "model.keras" if path.is_dir() else path
+    if not path.is_file():
+        raise FacemarkError(f"finder recipe: init {cfg.init}: no model.keras there (a finder bundle folder)")
+    return load_keras_model(path, compile=False)
+
+
 def _negatives(cfg: FinderConfig, run_dir: Path, log) -> list[np.ndarray]:
     from facemark.finder.negatives import mine_negatives, read_negatives, save_negatives
 
@@ -323,7 +359,7 @@ def _compile(keras, model, cfg: FinderConfig, total: int) -> None:
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, max(1, total - cfg.warmup), alpha=0.01, warmup_target=cfg.lr, warmup_steps=cfg.warmup
     )
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=_loss(keras))
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=_loss(keras, cfg.distill))
 
 
 def _save_optimizer(model, folder: Path) -> None:

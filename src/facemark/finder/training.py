@@ -58,7 +58,7 @@ class FinderConfig:
     holdout: str = "sources"  # which faces are kept for validation (facemark.splits.HOLDOUTS)
     init: str | None = None  # a finder bundle (or .keras file) whose weights the run starts from
     # A finder bundle whose score logits the network also learns (`finder.distill`), with this
-    # weight: the mean KL divergence a cell, over all cells, beside the labels' score loss.
+    # weight: the KL divergence to them summed over every cell and normalised as the score loss.
     teacher: str | None = None
     distill: float = 0.0
     # The score threshold the bundle ships: the pipeline's, chosen on benchmarks/finder.py (the
@@ -315,7 +315,8 @@ def _train(cfg: FinderConfig, run_dir: Path, resume: bool, log) -> Path:
 
 
 def _first_model(cfg: FinderConfig):
-    """A new network of the recipe's kind, or the `init` bundle's trained one (which sets the kind)."""
+    """A new network of the recipe's kind, or the `init` bundle's trained one (whose kind the recipe
+    should name too: the bundle written at the end records the recipe's)."""
     if cfg.init is None:
         from facemark.finder.network import build_finder
 

@@ -334,9 +334,28 @@ def test_any_image_gives_boxes_or_nothing_never_an_exception(untrained_finder, i
 def test_a_huge_photo_runs_in_tiles_with_bounded_inputs(untrained_finder, monkeypatch):
     seen = []
     run = untrained_finder._run
-    monkeypatch.setattr(untrained_finder, "_run", lambda tile: seen.append(tile.shape) or run(tile))
+    monkeypatch.setattr(untrained_finder, "_run", lambda tile, session: seen.append(tile.shape) or run(tile, session))
     untrained_finder.detect(np.zeros((3000, 4000), np.uint8), min_side=24)  # a 12-MP photo, smallest faces
     assert len(seen) > 1 and max(max(s) for s in seen) <= 1024
+
+
+def test_a_bundle_with_a_first_level_network_runs_it_on_the_first_level_only(tmp_path, monkeypatch):
+    from facemark.finder.export import write_bundle
+    from facemark.finder.network import build_finder
+    from facemark.finder.runtime import FINE_ONNX, FinderDetector
+    from facemark.finder.training import FinderConfig
+
+    folder = write_bundle(build_finder(0.25), tmp_path / "bundle", FinderConfig(width=0.25))
+    other = write_bundle(build_finder(0.25, stem="patch"), tmp_path / "other", FinderConfig(width=0.25, stem="patch"))
+    shutil.copy(other / "model.onnx", folder / FINE_ONNX)
+    finder = FinderDetector(folder, threshold=0.0)
+    assert finder.fine is not finder.session
+    runs = []
+    run = finder._run
+    monkeypatch.setattr(finder, "_run", lambda tile, session: runs.append((session, tile.shape)) or run(tile, session))
+    finder.detect(np.zeros((480, 640), np.uint8))  # levels 360x480 (first), then 144x192 and 58x77 at 4 turns
+    assert [shape for session, shape in runs if session is finder.fine] == [(360, 480)]
+    assert sum(session is finder.session for session, _ in runs) == 8
 
 
 @pytest.mark.parametrize("k", [0, 1, 2, 3])

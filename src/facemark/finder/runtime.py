@@ -39,6 +39,10 @@ ALIGN = 32  # the network's input sides are multiples of this
 COARSE_TURNS = (0, 1, 2, 3)
 SAME_FACE = 0.3  # IoU at which a turned view's candidate is a kept one's face (as `suppress` within a view)
 SAME_BOX, SAME_ROLL = 0.6, 45.0  # IoU and degrees within which it is the same view of that face
+# A bundle may hold a second network for the first (finest) pyramid level, most of a photo's
+# time, beside `model.onnx` for the coarse levels: a lighter network that loses rolled faces
+# only where they are large (docs/training.md, "A hybrid"). None ships.
+FINE_ONNX = "fine.onnx"
 
 
 class FinderDetector(Detector):
@@ -62,8 +66,9 @@ class FinderDetector(Detector):
                 )
             raise FacemarkError(f"{path}: no finder model there")
         self.session = one_thread_session(path, "the finder")
+        fine = path.parent / FINE_ONNX
+        self.fine = one_thread_session(fine, "the finder's first-level network") if fine.exists() else self.session
         self.path = path
-        self.input = self.session.get_inputs()[0].name
         config = path.parent / "finder.json"
         self.config = json.loads(config.read_text()) if config.exists() else {}
         self.threshold = float(self.config.get("threshold", 0.5) if threshold is None else threshold)
@@ -77,7 +82,7 @@ class FinderDetector(Detector):
         smallest = min_side or max(SMALLEST_PX, DEFAULT_SMALLEST * min(h, w))
         level, to_photo = _first_level(gray, min(1.0, FIND_SIDE / smallest))
         views: dict[int, list[FaceBox]] = {k: [] for k in (0, *COARSE_TURNS)}  # by the quarter turn seen at
-        views[0] += self._at_level(level, to_photo)
+        views[0] += self._at_level(level, to_photo, session=self.fine)
         while min(level.shape) > MAX_SIDE:  # a face as large as the photo is not yet in the band
             level, to_photo = _shrunk(level, 1 / LEVEL_STEP, to_photo)  # from the last level: a third the cost
             for k in COARSE_TURNS:  # a face under FIND_SIDE here is in the finer level's band, found there
@@ -90,13 +95,14 @@ class FinderDetector(Detector):
     def _one_per_face(self, boxes: list[FaceBox]) -> list[FaceBox]:
         return boxes  # `_boxes` has merged its views already
 
-    def _at_level(self, level: np.ndarray, to_photo: np.ndarray, least: float = 0.0) -> list[FaceBox]:
+    def _at_level(self, level: np.ndarray, to_photo: np.ndarray, least: float = 0.0, session=None) -> list[FaceBox]:
         """Faces of at least `least` px in one pyramid level, mapped to the photo by the 2x3
-        affine `to_photo` (a scale, maybe with a quarter turn: boxes stay squares)."""
+        affine `to_photo` (a scale, maybe with a quarter turn: boxes stay squares), found by
+        `session` (default: the bundle's `model.onnx`)."""
         zoom = float(np.sqrt(abs(np.linalg.det(to_photo[:, :2]))))
         out = []
         for x0, y0, tile in _tiles(level):
-            scores, centres, sides, keypoints = decode(self._run(tile), self.threshold)
+            scores, centres, sides, keypoints = decode(self._run(tile, session or self.session), self.threshold)
             centres = apply(to_photo, centres + (x0, y0))
             keypoints = apply(to_photo, keypoints + (x0, y0))
             for s, (cx, cy), side, kp in zip(scores, centres, sides, keypoints):
@@ -106,7 +112,7 @@ class FinderDetector(Detector):
                 out.append(FaceBox(cx - half, cy - half, cx + half, cy + half, float(s), tuple(map(tuple, kp))))
         return out
 
-    def _run(self, tile: np.ndarray) -> np.ndarray:
+    def _run(self, tile: np.ndarray, session) -> np.ndarray:
         tile = np.ascontiguousarray(tile)  # a turned level is a view with negative strides
         h, w = tile.shape
         ph, pw = -h % ALIGN, -w % ALIGN
@@ -114,7 +120,7 @@ class FinderDetector(Detector):
             tile = cv2.copyMakeBorder(tile, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
         x = tile.astype(np.float32)[None, :, :, None]
         x *= np.float32(1 / 255)  # scaled in place: one float copy of the tile, not two
-        return self.session.run(None, {self.input: x})[0][0]
+        return session.run(None, {session.get_inputs()[0].name: x})[0][0]
 
     def _near_size(self, window: np.ndarray, side: float) -> list[FaceBox]:
         return [b for b in self.detect(window, min_side=side * 0.6) if b.side < side * 1.6]

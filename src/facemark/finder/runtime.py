@@ -40,8 +40,8 @@ COARSE_TURNS = (0, 1, 2, 3)
 SAME_FACE = 0.3  # IoU at which a turned view's candidate is a kept one's face (as `suppress` within a view)
 SAME_BOX, SAME_ROLL = 0.6, 45.0  # IoU and degrees within which it is the same view of that face
 # A bundle may hold a second network for the first (finest) pyramid level, most of a photo's
-# time, beside `model.onnx` for the coarse levels: a lighter network that loses rolled faces
-# only where they are large (docs/training.md, "A hybrid"). None ships.
+# time, beside `model.onnx` for the coarse levels, where large and rolled faces are found: a
+# lighter network there need not find those (docs/training.md, "A hybrid"). None ships.
 FINE_ONNX = "fine.onnx"
 
 

@@ -106,7 +106,8 @@ def _portable(path: str) -> str:
 
 
 def retrain_finder(a: argparse.Namespace) -> int:
-    """The detector: configs/finder.json on ../shared/data, shipped as its ONNX file and config."""
+    """The detector: configs/finder.json on ../shared/data, shipped as its ONNX file (what runs),
+    its Keras file (what a recipe's `init` starts from) and its config."""
     from facemark.errors import FacemarkError
     from facemark.finder.training import FinderConfig, log_to, train_finder
 
@@ -120,7 +121,7 @@ def retrain_finder(a: argparse.Namespace) -> int:
         if bundle == run:  # stopped by --max-minutes
             return 0
         if not a.no_ship:
-            _ship_beside_finder(bundle, ("model.onnx", "finder.json"))
+            _ship_beside_finder(bundle, ("model.keras", "model.onnx", "finder.json"))
     except FacemarkError as exc:
         print(f"retrain: error: {exc}", file=sys.stderr)
         return 2

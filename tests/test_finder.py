@@ -256,6 +256,17 @@ def test_a_distilled_run_starts_from_its_init_bundle_and_is_taught_its_teachers_
     assert (train_finder(cfg, tmp_path / "run", log=lambda line: None) / "model.onnx").exists()
 
 
+def test_the_shipped_finder_starts_a_recipe_as_the_network_that_runs():
+    """`init` from the package's finder: its Keras weights compute what its ONNX file does."""
+    from facemark.finder.export import run_onnx
+    from facemark.finder.runtime import WEIGHTS
+    from facemark.finder.training import FinderConfig, _first_model
+
+    model = _first_model(FinderConfig(init=str(WEIGHTS)))
+    x = np.random.default_rng(0).uniform(0, 1, (2, 96, 128, 1)).astype(np.float32)
+    assert np.abs(np.asarray(model.predict_on_batch(x)) - run_onnx(WEIGHTS / "model.onnx", x)).max() < 1e-4
+
+
 def test_a_distillation_recipe_names_its_teacher_and_a_weight_together():
     from facemark.errors import FacemarkError
     from facemark.finder.training import FinderConfig

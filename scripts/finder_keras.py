@@ -88,14 +88,18 @@ def main() -> int:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="the shared data folder")
     p.add_argument("--scenes", type=int, default=256, help="training scenes the statistics come from")
     a = p.parse_args()
+    from facemark.training import configure_threads
+
+    configure_threads(1, deterministic=True)  # before TensorFlow starts: the statistics repeat exactly
+    import keras
+
     from facemark.errors import FacemarkError
     from facemark.finder.export import run_onnx
     from facemark.finder.faces import SOURCES, load_faces
     from facemark.finder.scenes import SceneMaker, face_free_photos
     from facemark.finder.training import batch_of
-    from facemark.training import configure_threads, deflate_zip
+    from facemark.training import deflate_zip
 
-    configure_threads(1, deterministic=True)
     try:
         faces = load_faces(a.data, "train", tuple(SOURCES), "sources")
     except FacemarkError as exc:
@@ -107,9 +111,9 @@ def main() -> int:
     before = np.asarray(model.predict_on_batch(x[:32]))
     recalibrated(model, x)
     after = np.asarray(model.predict_on_batch(x[:32]))
-    kept = model.get_weights()
-    trained = np.asarray(model(x[:32], training=True))  # which also moves the BatchNorms' statistics:
-    model.set_weights(kept)  # put back
+    kept = model.get_weights()  # a training-mode call also moves the BatchNorms' statistics
+    trained = np.asarray(model(x[:32], training=True))
+    model.set_weights(kept)
     rng = np.random.default_rng(0)
     photo = rng.uniform(0, 1, (1, 480, 640, 1)).astype(np.float32)
     worst = max(
@@ -121,7 +125,7 @@ def main() -> int:
     if worst > TOLERANCE:
         print(f"finder_keras: error: Keras and ONNX Runtime differ by {worst:.2e}; nothing written", file=sys.stderr)
         return 1
-    bare = __import__("keras").Model(model.inputs, model.outputs, name="finder")
+    bare = keras.Model(model.inputs, model.outputs, name="finder")
     bare.save(FINDER / "model.keras")
     deflate_zip(FINDER / "model.keras")
     print(f"wrote {FINDER / 'model.keras'}")

@@ -21,7 +21,7 @@ def write_bundle(model, folder: Path, cfg, threshold: float = 0.5, note: str | N
     import keras
     import onnx
 
-    from facemark.export import _asymmetric_nearest_resize
+    from facemark.export import for_onnx_runtime
     from facemark.training import deflate_zip
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -37,7 +37,7 @@ def write_bundle(model, folder: Path, cfg, threshold: float = 0.5, note: str | N
         for value in (proto.graph.input[0], proto.graph.output[0]):
             for dim, name in zip(value.type.tensor_type.shape.dim, ("batch", "height", "width")):
                 dim.dim_param = name
-        _asymmetric_nearest_resize(proto)
+        for_onnx_runtime(proto)
         onnx.save(proto, str(tmp / ONNX_NAME))
         check_agrees(tmp / ONNX_NAME, bare, checks, "the finder")
         config = {

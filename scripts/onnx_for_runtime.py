@@ -52,7 +52,9 @@ def rewrite(path: Path) -> str:
     try:
         old, new = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (path, tmp))
         name = old.get_inputs()[0].name
-        diff = max(float(np.abs(old.run(None, {name: x})[0] - new.run(None, {name: x})[0]).max()) for x in inputs_for(old))
+        diff = max(
+            float(np.abs(old.run(None, {name: x})[0] - new.run(None, {name: x})[0]).max()) for x in inputs_for(old)
+        )
         if not diff <= TOLERANCE:
             raise SystemExit(f"error: {path}: the rewritten graph differs by {diff:.3g} > {TOLERANCE}; nothing written")
         os.replace(tmp, path)

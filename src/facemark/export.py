@@ -144,7 +144,10 @@ def for_onnx_runtime(proto) -> None:
 
 # The ops tf2onnx spells `keras.ops.repeat` with: the Tile, and the shape arithmetic and layout
 # changes around it.
-_REPEAT_OPS = {"Unsqueeze", "Tile", "Transpose", "Reshape", "Shape", "Gather", "Cast", "Slice", "Squeeze", "Mul", "Concat"}
+_REPEAT_OPS = {
+    *("Unsqueeze", "Tile", "Reshape", "Transpose"),
+    *("Shape", "Gather", "Cast", "Slice", "Squeeze", "Mul", "Concat"),
+}
 
 
 def _repeat_as_resize(proto) -> None:
@@ -177,20 +180,22 @@ def _repeat_as_resize(proto) -> None:
             if id(node) not in chain and node.op_type in _REPEAT_OPS:
                 chain[id(node)] = node
                 todo += [c for out in node.output for c in consumers.get(out, [])]
-        ends = [n for n in chain.values() for out in n.output if any(id(c) not in chain for c in consumers.get(out, []))]
+        leaves = [  # the chain nodes whose outputs leave the chain
+            n for n in chain.values() if any(id(c) not in chain for out in n.output for c in consumers.get(out, []))
+        ]
         tiles = [consts.get(n.input[1]) for n in chain.values() if n.op_type == "Tile"]
         by_two = all(t is not None and sorted(t.tolist()) == [1] * (t.size - 1) + [2] for t in tiles)
-        if len(ends) != 1 or len(tiles) != 2 or not by_two or ends[0].op_type != "Transpose":
+        if len(leaves) != 1 or len(tiles) != 2 or not by_two or leaves[0].op_type != "Transpose":
             continue
-        if next(list(a.ints) for a in ends[0].attribute if a.name == "perm") != [0, 3, 1, 2]:
+        if next(list(a.ints) for a in leaves[0].attribute if a.name == "perm") != [0, 3, 1, 2]:
             continue
-        scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), f"{ends[0].output[0]}_scales")
+        scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), f"{leaves[0].output[0]}_scales")
         graph.initializer.append(scales)
-        resizes[id(ends[0])] = helper.make_node(
+        resizes[id(leaves[0])] = helper.make_node(
             "Resize",
             [source, "", scales.name],
-            [ends[0].output[0]],
-            name=f"{ends[0].name}_resize",
+            [leaves[0].output[0]],
+            name=f"{leaves[0].name}_resize",
             mode="nearest",
             coordinate_transformation_mode="asymmetric",
             nearest_mode="floor",

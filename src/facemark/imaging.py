@@ -289,7 +289,7 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int, exact: bool = False) 
     bit); the default is a faster equivalent (crops differ by ~0.5 grey levels on average).
     """
     image, matrix = _covered_part(image, matrix, size)
-    k = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    k = scale_of(matrix)
     if k >= 0.5:
         return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     if exact:
@@ -364,10 +364,17 @@ def crop_face(
 
 
 def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Affine `a` after `b` (both 2x3)."""
-    a3 = np.vstack([a, [0, 0, 1]])
-    b3 = np.vstack([b, [0, 0, 1]])
-    return (a3 @ b3)[:2]
+    """Affine `a` after `b` (both 2x3). (Without building the 3x3 forms: a third of the time, the
+    same bits; the detector composes a few dozen a photo.)"""
+    out = a[:, :2] @ b
+    out[:, 2] += a[:, 2]
+    return out
+
+
+def scale_of(matrix: np.ndarray) -> float:
+    """How much a 2x3 affine scales lengths (the root of its area scale), by the 2x2 formula:
+    numpy's general determinant costs 20x as much, and crops and pyramid views ask dozens a photo."""
+    return float(np.sqrt(abs(matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0])))
 
 
 def invert(matrix: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from facemark.detection import Detector, FaceBox, iou, suppress
 from facemark.errors import FacemarkError
 from facemark.finder.gate import Gate
 from facemark.finder.maps import MAX_SIDE, decode
-from facemark.imaging import apply, area_halved, area_resized, compose, cv2, to_gray
+from facemark.imaging import apply, area_halved, area_resized, compose, cv2, scale_of, to_gray
 from facemark.sessions import one_thread_session
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "finder"
@@ -99,7 +99,7 @@ class FinderDetector(Detector):
         """Faces of at least `least` px in one pyramid level, mapped to the photo by the 2x3
         affine `to_photo` (a scale, maybe with a quarter turn: boxes stay squares), found by
         `session` (default: the bundle's `model.onnx`)."""
-        zoom = float(np.sqrt(abs(np.linalg.det(to_photo[:, :2]))))
+        zoom = scale_of(to_photo)
         out = []
         for x0, y0, tile in _tiles(level):
             scores, centres, sides, keypoints = decode(self._run(tile, session or self.session), self.threshold)
@@ -182,12 +182,13 @@ def _same_view(a: FaceBox, b: FaceBox) -> bool:
 def _unturn(k: int, shape: tuple[int, int]) -> np.ndarray:
     """The 2x3 affine from the pixels of `np.rot90(image, k)` to those of `image` (of `shape`)."""
     h, w = shape
-    return {
-        0: np.array([[1.0, 0, 0], [0, 1, 0]]),
-        1: np.array([[0.0, -1, w - 1], [1, 0, 0]]),
-        2: np.array([[-1.0, 0, w - 1], [0, -1, h - 1]]),
-        3: np.array([[0.0, 1, 0], [-1, 0, h - 1]]),
-    }[k % 4]
+    rows = (
+        ((1.0, 0, 0), (0, 1, 0)),
+        ((0.0, -1, w - 1), (1, 0, 0)),
+        ((-1.0, 0, w - 1), (0, -1, h - 1)),
+        ((0.0, 1, 0), (-1, 0, h - 1)),
+    )[k % 4]
+    return np.array(rows)
 
 
 def _tiles(image: np.ndarray):

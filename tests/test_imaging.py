@@ -2,7 +2,17 @@ import cv2
 import numpy as np
 import pytest
 
-from facemark.imaging import CropSpec, apply, crop_face, crop_matrix, points_box, to_original, whole_image_box
+from facemark.imaging import (
+    CropSpec,
+    apply,
+    compose,
+    crop_face,
+    crop_matrix,
+    points_box,
+    scale_of,
+    to_original,
+    whole_image_box,
+)
 
 
 def test_crop_then_inverse_is_exact():
@@ -73,3 +83,13 @@ def test_a_small_face_in_a_large_frame_lands_where_the_matrix_says(box, mark):
     expected = apply(m, np.array([[x, y]], dtype=float))[0]
     assert abs(xs.mean() - expected[0]) < 0.6 and abs(ys.mean() - expected[1]) < 0.6
     np.testing.assert_allclose(to_original(apply(m, np.array([[x, y]], dtype=float)), m), [[x, y]], atol=1e-9)
+
+
+def test_composed_affines_map_points_as_the_two_in_turn_and_scale_by_their_product():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    points = rng.normal(size=(5, 2))
+    assert np.allclose(apply(compose(a, b), points), apply(a, apply(b, points)))
+    turn = crop_matrix(np.array([10.0, 20.0, 50.0, 60.0]), CropSpec(96), roll=37.0)  # 96 / 40 px, turned
+    assert scale_of(turn) == pytest.approx(96 / 40 / CropSpec(96).scale)
+    assert scale_of(compose(turn, turn)) == pytest.approx(scale_of(turn) ** 2)

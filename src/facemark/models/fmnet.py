@@ -74,7 +74,9 @@ class NearestUpsampling2D(keras.layers.Layer):
     """x2 nearest upsampling as one image resize (`keras.layers.UpSampling2D` repeats each axis).
 
     Why: a resize exports to a single ONNX Resize, which ONNX Runtime runs in its blocked
-    layout; UpSampling2D's Tile/Reshape chain forces layout reorders around it.
+    layout; UpSampling2D's Tile/Reshape chain forces layout reorders around it. On an input of
+    free size (the finder) Keras's resize wants fixed sizes, so it repeats each axis, and the
+    export turns that chain into one Resize (`facemark.export.for_onnx_runtime`).
     `keras.layers.Resizing` would do the same sum,
     but exported through tf2onnx it left the BatchNorms after it in training mode.
     """

@@ -41,7 +41,10 @@ def rewrite(path: Path) -> str:
 
     from facemark.export import for_onnx_runtime
 
-    proto = onnx.load(str(path))
+    try:
+        proto = onnx.load(str(path))
+    except Exception as exc:  # protobuf's decode errors say little on their own
+        raise SystemExit(f"error: {path}: not an ONNX file ({str(exc)[:80]})") from None
     before = len(proto.graph.node)
     for_onnx_runtime(proto)
     if len(proto.graph.node) == before:

@@ -218,24 +218,6 @@ def test_the_patch_stem_reaches_a_quarter_in_one_layer_and_exports(tmp_path):
     FinderDetector(folder, threshold=0.0).detect(face_photo([(20, 20)]))
 
 
-def test_a_finder_bundle_upsamples_in_one_resize_and_computes_what_keras_does(tmp_path):
-    """The export's rewrite of tf2onnx's repeat chains (a tenth of the finder's time) keeps the
-    function at any input size, odd cell counts included."""
-    import onnx
-
-    from facemark.finder.export import run_onnx, write_bundle
-    from facemark.finder.network import build_finder
-    from facemark.finder.training import FinderConfig
-
-    model = build_finder(0.25)
-    folder = write_bundle(model, tmp_path / "bundle", FinderConfig(width=0.25))
-    ops = [n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node]
-    assert "Tile" not in ops and ops.count("Resize") == 2
-    for h, w in ((96, 160), (160, 224), (32, 32)):
-        x = np.random.default_rng(h).uniform(0, 1, (1, h, w, 1)).astype(np.float32)
-        assert np.abs(run_onnx(folder / "model.onnx", x) - np.asarray(model.predict_on_batch(x))).max() < 1e-5
-
-
 def test_the_shipped_finder_carries_the_exports_rewrites():
     """The shipped file was exported before the upsampling rewrite and given it since
     (scripts/onnx_for_runtime.py): a file exported again must not lose it."""
@@ -369,6 +351,23 @@ def test_any_image_gives_boxes_or_nothing_never_an_exception(untrained_finder, i
 
     faces = untrained_finder.detect(as_image(image))
     assert all(isinstance(f, FaceBox) and np.isfinite(f.as_array()).all() and len(f.keypoints) == 5 for f in faces)
+
+
+def test_a_finder_bundle_upsamples_in_one_resize_and_computes_what_keras_does(untrained_finder):
+    """The export's rewrite of tf2onnx's repeat chains (a tenth of the finder's time) keeps the
+    function at any input size, odd cell counts included."""
+    import onnx
+
+    from facemark.finder.export import run_onnx
+    from facemark.models import load_keras_model
+
+    path = untrained_finder.path
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert "Tile" not in ops and ops.count("Resize") == 2
+    model = load_keras_model(path.parent / "model.keras")
+    for h, w in ((96, 160), (160, 224), (32, 32)):
+        x = np.random.default_rng(h).uniform(0, 1, (1, h, w, 1)).astype(np.float32)
+        assert np.abs(run_onnx(path, x) - np.asarray(model.predict_on_batch(x))).max() < 1e-5
 
 
 def test_a_huge_photo_runs_in_tiles_with_bounded_inputs(untrained_finder, monkeypatch):

@@ -142,12 +142,11 @@ def for_onnx_runtime(proto) -> None:
     _repeat_as_resize(proto)
 
 
-# The ops tf2onnx spells `keras.ops.repeat` with: the Tile, and the shape arithmetic and layout
-# changes around it.
+# The ops tf2onnx spells `keras.ops.repeat` with.
 _REPEAT_OPS = {
-    *("Unsqueeze", "Tile", "Reshape", "Transpose"),
-    *("Shape", "Gather", "Cast", "Slice", "Squeeze", "Mul", "Concat"),
-}
+    "Unsqueeze", "Tile", "Reshape", "Transpose",  # the repeat and its layout changes
+    "Shape", "Gather", "Cast", "Slice", "Squeeze", "Mul", "Concat",  # the shape arithmetic around it
+}  # fmt: skip
 
 
 def _repeat_as_resize(proto) -> None:

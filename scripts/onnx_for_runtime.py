@@ -25,11 +25,10 @@ TOLERANCE = 1e-5
 FREE_SIZES = ((256, 256), (96, 160), (480, 640), (64, 96))  # (h, w) for a network of free input size
 
 
-def inputs_for(session) -> list[np.ndarray]:
-    """Random inputs for `session`'s one input: FREE_SIZES where its height and width are free."""
+def inputs_for(proto) -> list[np.ndarray]:
+    """Random inputs for the model's one (N, H, W, C) input: FREE_SIZES where H and W are free."""
     rng = np.random.default_rng(0)
-    shape = session.get_inputs()[0].shape
-    fixed = [d if isinstance(d, int) else None for d in shape]
+    fixed = [d.dim_value or None for d in proto.graph.input[0].type.tensor_type.shape.dim]
     sizes = FREE_SIZES if fixed[1] is None else [tuple(fixed[1:3])]
     return [rng.uniform(0, 1, (2, h, w, fixed[3] or 1)).astype(np.float32) for h, w in sizes]
 
@@ -37,15 +36,16 @@ def inputs_for(session) -> list[np.ndarray]:
 def rewrite(path: Path) -> str:
     """Rewrite `path` in place if the rewrite changes it and keeps its outputs; a line saying what happened."""
     import onnx
-    import onnxruntime as ort
 
     from facemark.export import for_onnx_runtime
+    from facemark.finder.export import run_onnx
 
     try:
         proto = onnx.load(str(path))
     except Exception as exc:  # protobuf's decode errors say little on their own
         raise SystemExit(f"error: {path}: not an ONNX file ({str(exc)[:80]})") from None
     before = len(proto.graph.node)
+    inputs = inputs_for(proto)
     for_onnx_runtime(proto)
     if len(proto.graph.node) == before:
         return f"{path}: nothing to rewrite ({before} nodes)"
@@ -53,11 +53,7 @@ def rewrite(path: Path) -> str:
     tmp = path.with_name(f".{path.name}.rewritten")
     onnx.save(proto, str(tmp))
     try:
-        old, new = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (path, tmp))
-        name = old.get_inputs()[0].name
-        diff = max(
-            float(np.abs(old.run(None, {name: x})[0] - new.run(None, {name: x})[0]).max()) for x in inputs_for(old)
-        )
+        diff = max(float(np.abs(run_onnx(path, x) - run_onnx(tmp, x)).max()) for x in inputs)
         if not diff <= TOLERANCE:
             raise SystemExit(f"error: {path}: the rewritten graph differs by {diff:.3g} > {TOLERANCE}; nothing written")
         os.replace(tmp, path)

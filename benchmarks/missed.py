@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from facemark.finder.runtime import FinderDetector
-from facemark.imaging import points_box, read_image
+from facemark.imaging import apply, invert, points_box, read_image
 from facemark.inference import MAX_DOUBT, Landmarker
 from facemark.schemes import CONVERSIONS, MTFL5
 from facemark.splits import HOLDOUTS
@@ -29,8 +29,7 @@ WRONG_SIZE = 4.0  # a candidate box this many IPDs or more a side frames far mor
 def diagnose(lm: Landmarker, image: np.ndarray, truth: np.ndarray) -> tuple[str, list[str]]:
     """The stage that lost this face, and a line for the best possible start and each candidate near it."""
     gray, to_photo = lm.working_copy(image)
-    back = np.linalg.inv(np.vstack([to_photo, [0, 0, 1]]))[:2]
-    true = truth @ back[:, :2].T + back[:, 2]  # into the working copy's pixels
+    true = apply(invert(to_photo), truth)  # into the working copy's pixels
     mid, ipd = true[:2].mean(axis=0), np.hypot(*(true[1] - true[0]))
     roll = float(np.degrees(np.arctan2(*(true[1] - true[0])[::-1])))  # as `FaceBox.roll`
     views = [v for b in lm.detector.detect(gray) for v in (b, *b.other_views)]

@@ -44,11 +44,11 @@ def rewrite(path: Path) -> str:
         proto = onnx.load(str(path))
     except Exception as exc:  # protobuf's decode errors say little on their own
         raise SystemExit(f"error: {path}: not an ONNX file ({str(exc)[:80]})") from None
-    before = len(proto.graph.node)
-    inputs = inputs_for(proto)
+    before, serialized = len(proto.graph.node), proto.SerializeToString()
     for_onnx_runtime(proto)
-    if len(proto.graph.node) == before:
+    if proto.SerializeToString() == serialized:  # (a pass may change attributes only, not the node count)
         return f"{path}: nothing to rewrite ({before} nodes)"
+    inputs = inputs_for(proto)
     onnx.checker.check_model(proto)
     tmp = path.with_name(f".{path.name}.rewritten")
     onnx.save(proto, str(tmp))

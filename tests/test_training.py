@@ -12,7 +12,8 @@ from facemark.training import TrainConfig, train
 
 
 def _cfg(data, **kw):
-    return TrainConfig(**{"data": str(data), "scheme": "kaggle15", "arch": "fmnet", "epochs": 1, "batch": 8, **kw})
+    # batch 10: see conftest.kaggle_csv
+    return TrainConfig(**{"data": str(data), "scheme": "kaggle15", "arch": "fmnet", "epochs": 1, "batch": 10, **kw})
 
 
 def test_train_saves_a_model_that_loads_and_predicts(tmp_path, kaggle_csv):
@@ -63,7 +64,7 @@ def test_ibug68_training_on_68_point_folders_records_who_was_held_out(tmp_path, 
     from facemark.evaluation import holdout
     from facemark.readers import read_dataset
 
-    train(TrainConfig(data=str(ytf68_like), scheme="ibug68", epochs=1, batch=8), tmp_path / "r", progress=False)
+    train(TrainConfig(data=str(ytf68_like), scheme="ibug68", epochs=1, batch=10), tmp_path / "r", progress=False)
     lm = Landmarker(tmp_path / "r")
     assert lm.scheme.num_points == 68
     held = lm.config.extra["holdout_identities"]
@@ -75,7 +76,7 @@ def test_a_larger_input_size_trains_a_model_that_carries_its_crop_size(tmp_path,
     from facemark.bundle import DEFAULT_CROPS
 
     train(
-        TrainConfig(data=str(ytf68_like), scheme="ibug68", epochs=1, batch=8, input_size=112),
+        TrainConfig(data=str(ytf68_like), scheme="ibug68", epochs=1, batch=10, input_size=112),
         tmp_path / "r",
         progress=False,
     )
@@ -208,3 +209,17 @@ def test_a_warm_up_rises_to_the_rate_then_the_cosine_decays(kaggle_csv):
 def test_a_warm_up_without_a_cosine_to_follow_is_refused(kaggle_csv, kw):
     with pytest.raises(FacemarkError, match="warmup_epochs"):
         _cfg(kaggle_csv, **kw).resolved()
+
+
+def test_a_model_compiled_for_training_has_its_optimizer_state_before_the_first_step():
+    """Built lazily, Adam's moments are created inside the first step's trace, which TensorFlow
+    then traces twice (about 9 s more a run here)."""
+    import keras
+
+    from facemark._tensorflow import compile_for_training
+    from facemark.models import build_model
+
+    model = build_model("seed", 15, 96)
+    compile_for_training(model, keras.optimizers.Adam(), "mae")
+    moments = [v for v in model.optimizer.variables if v.shape != ()]
+    assert len(moments) == 2 * len(model.trainable_variables)

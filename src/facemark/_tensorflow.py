@@ -1,4 +1,5 @@
-"""TensorFlow and Keras, imported once and quietly, and a way to hold back native notices.
+"""TensorFlow and Keras, imported once and quietly, a way to hold back native notices, and
+models compiled for training the way every facemark training loop wants them.
 
 Why: TensorFlow's C++ notices (absl's "All log messages before absl::InitializeLog()", oneDNN's
 round-off note, LiteRT's delegate line) go straight to file descriptor 2 and ignore
@@ -48,3 +49,11 @@ def import_keras():
     import keras
 
     return keras
+
+
+def compile_for_training(model, optimizer, loss, **kw) -> None:
+    """`model.compile`, with the optimizer's variables built at once. Otherwise the first training
+    step creates them inside its trace and TensorFlow traces that step twice: fmnet's first
+    batch took 15.7 s here, 6.5 s with this, and the weights come out bit for bit the same."""
+    model.compile(optimizer=optimizer, loss=loss, **kw)
+    model.optimizer.build(model.trainable_variables)

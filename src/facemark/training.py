@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facemark._tensorflow import import_tensorflow
+from facemark._tensorflow import compile_for_training, import_tensorflow
 from facemark.augment import AugmentConfig, FaceCache, build_cache, make_batch
 from facemark.boxes import BoxRegressor
 from facemark.bundle import DEFAULT_CROPS, KERAS_NAME, ModelConfig
@@ -307,7 +307,7 @@ def _compile(model, cfg: TrainConfig, steps_total: int, scheme: Scheme) -> None:
     weights = None
     if len(model.outputs) > 1:  # points and heat maps (_trainer)
         loss, weights = [loss, HeatMapDivergence(crop_size=model.input_shape[1])], [1.0, cfg.heat_map_js]
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr, **ema), loss=loss, loss_weights=weights)
+    compile_for_training(model, keras.optimizers.Adam(learning_rate=lr, **ema), loss, loss_weights=weights)
 
 
 def _trainer(model, cfg: TrainConfig):

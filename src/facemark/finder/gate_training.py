@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facemark._tensorflow import compile_for_training
 from facemark.errors import FacemarkError, only_known_keys
 from facemark.finder.faces import SOURCES, other_faces, unsure_finder
 from facemark.finder.gate import CONTEXT, GATE_CONFIG, GATE_ONNX, SIDE, square_patch
@@ -211,7 +212,7 @@ def train_gate(cfg: GateConfig, data_root: str | Path, run: Path, log=print) -> 
     model = build_gate()
     total = cfg.epochs * cfg.steps
     schedule = keras.optimizers.schedules.CosineDecay(cfg.lr, total)
-    model.compile(keras.optimizers.Adam(schedule), keras.losses.BinaryCrossentropy(from_logits=True))
+    compile_for_training(model, keras.optimizers.Adam(schedule), keras.losses.BinaryCrossentropy(from_logits=True))
     half = cfg.batch // 2
     for epoch in range(cfg.epochs):
         start = time.time()

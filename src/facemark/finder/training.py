@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facemark._tensorflow import compile_for_training
 from facemark.errors import FacemarkError, only_known_keys
 from facemark.files import FolderLock
 from facemark.finder.distill import Teacher
@@ -259,7 +260,6 @@ def _train(cfg: FinderConfig, run_dir: Path, resume: bool, log) -> Path:
         state = json.loads((latest / "state.json").read_text())
         first_epoch = state["epoch"] + 1
         _compile(keras, model, cfg, total)
-        model.optimizer.build(model.trainable_variables)
         _restore_optimizer(model, latest)
         log(f"resumed after epoch {state['epoch']}")
     else:
@@ -360,7 +360,7 @@ def _compile(keras, model, cfg: FinderConfig, total: int) -> None:
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, max(1, total - cfg.warmup), alpha=0.01, warmup_target=cfg.lr, warmup_steps=cfg.warmup
     )
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=_loss(keras, cfg.distill))
+    compile_for_training(model, keras.optimizers.Adam(schedule), _loss(keras, cfg.distill))
 
 
 def _save_optimizer(model, folder: Path) -> None:

@@ -85,6 +85,9 @@ def kaggle_samples(n: int, seed: int = 0, partial: bool = True) -> list[Sample]:
     return out
 
 
+# Tests train on these in batches that divide the faces left for training after the validation
+# split (kaggle_csv and ytf68_like: 20; the two with test_mtfl5's folder: 28; test_cli's 16-face
+# csv: 14): a last, smaller batch would cost a second trace of the training step, ~7 s a run here.
 @pytest.fixture
 def kaggle_csv(tmp_path: Path) -> Path:
     path = tmp_path / "training.csv"

@@ -227,7 +227,7 @@ def test_a_second_training_into_a_locked_run_folder_is_refused(tmp_path, kaggle_
     run = tmp_path / "run"
     run.mkdir()
     lock = FolderLock(run)  # as a training in progress holds it
-    args = ["train", "--data", str(kaggle_csv), "--epochs", "1", "--batch", "8", "--out", str(run), "--quiet"]
+    args = ["train", "--data", str(kaggle_csv), "--epochs", "1", "--batch", "10", "--out", str(run), "--quiet"]
     try:
         rc = main(args)
         err = _err_lines(capsys)
@@ -251,7 +251,7 @@ def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(
         return float("nan") if (run / "checkpoints" / "latest").exists() else real(self, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "train_on_batch", poisoned)
-    rc = main(["train", "--data", str(kaggle_csv), "--epochs", "3", "--batch", "8", "--out", str(run), "--quiet"])
+    rc = main(["train", "--data", str(kaggle_csv), "--epochs", "3", "--batch", "10", "--out", str(run), "--quiet"])
     err = _err_lines(capsys)
     assert rc == EXIT_ERROR and len(err) == 1 and "diverged in epoch 2" in err[0] and "epoch-0001 is kept" in err[0]
     assert (run / "checkpoints" / "latest").read_text() == "epoch-0001" and (run / "model.keras").exists()
@@ -264,7 +264,7 @@ def test_resume_after_an_interrupt_before_the_first_epoch_starts_over(tmp_path, 
         raise KeyboardInterrupt
 
     run = tmp_path / "run"
-    args = ["train", "--data", str(kaggle_csv), "--epochs", "1", "--batch", "8", "--out", str(run), "--quiet"]
+    args = ["train", "--data", str(kaggle_csv), "--epochs", "1", "--batch", "10", "--out", str(run), "--quiet"]
     with monkeypatch.context() as m:
         m.setattr(keras.Model, "train_on_batch", interrupted)
         assert main(args) == EXIT_ERROR

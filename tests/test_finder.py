@@ -180,7 +180,8 @@ def test_a_second_run_in_the_same_folder_is_refused(tmp_path):
     from facemark.finder.training import train_finder
 
     run = tmp_path / "run"
-    train_finder(_tiny(tmp_path, epochs=1, steps=1), run, log=lambda line: None)
+    train_finder(_tiny(tmp_path, steps=1, max_minutes=0), run, log=lambda line: None)  # stops after epoch 1
+    assert (run / "checkpoints" / "epoch-0001").exists() and not (run / "finder").exists()
     with pytest.raises(FacemarkError, match="already holds a run"):
         train_finder(_tiny(tmp_path), run, log=lambda line: None)
 

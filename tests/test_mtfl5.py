@@ -115,7 +115,7 @@ def test_ready_made_crops_are_scored_only_by_models_of_their_framing(kaggle_csv)
 def test_five_point_faces_supervise_their_own_points_of_a_kaggle15_model(mtfl_folder, ytf68_like, tmp_path):
     from facemark.training import TrainConfig, prepare_data, train
 
-    cfg = TrainConfig(data=[str(ytf68_like), str(mtfl_folder / "lfw")], scheme="kaggle15", epochs=1, batch=8)
+    cfg = TrainConfig(data=[str(ytf68_like), str(mtfl_folder / "lfw")], scheme="kaggle15", epochs=1, batch=7)
     scheme, tr, va = prepare_data(cfg.resolved())
     both = np.concatenate([tr.points, va.points])
     present = np.isfinite(both[..., 0])
@@ -181,7 +181,7 @@ def test_five_point_faces_supervise_an_ibug68_model_through_the_conversion(mtfl_
     from facemark.losses import MaskedLandmarkLoss
     from facemark.training import TrainConfig, prepare_data, train
 
-    cfg = TrainConfig(data=[str(ytf68_like), str(mtfl_folder / "lfw")], scheme="ibug68", epochs=1, batch=8)
+    cfg = TrainConfig(data=[str(ytf68_like), str(mtfl_folder / "lfw")], scheme="ibug68", epochs=1, batch=7)
     scheme, tr, va = prepare_data(cfg.resolved())
     assert scheme.model == IBUG68 and scheme.num_points == 68 + 5
     both = np.concatenate([tr.points, va.points])
@@ -223,7 +223,7 @@ def test_a_colour_run_trains_on_bgr_crops_and_the_gray_runtime_refuses_it(mtfl_f
     from facemark.augment import AugmentConfig, make_batch
     from facemark.training import TrainConfig, prepare_data, train
 
-    gray = TrainConfig(data=[str(ytf68_like), str(mtfl_folder / "lfw")], scheme="kaggle15", epochs=1, batch=8)
+    gray = TrainConfig(data=[str(ytf68_like), str(mtfl_folder / "lfw")], scheme="kaggle15", epochs=1, batch=7)
     colour = replace(gray, colour=True)
     (_, g, _), (scheme, c, _) = prepare_data(gray.resolved()), prepare_data(colour.resolved())
     assert c.images.shape == (*g.images.shape, 3)
